@@ -1,0 +1,125 @@
+"""CIFAR-10 through torchvision's ``CIFAR10`` (``cifar-10-batches-py`` under the data root)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torchvision.datasets import CIFAR10
+
+from benchmark.data import SplitData, register_adapter
+from benchmark.data.fixtures import read_manifest, write_manifest
+from benchmark.errors import BenchError
+
+CIFAR10_CLASSES = [
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+]  # fmt: skip
+_FOLDER = "cifar-10-batches-py"
+_MANUAL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+
+class _CheckedCIFAR10(CIFAR10):
+    """torchvision's CIFAR10, checking files against the fixture md5 table when given one."""
+
+    def __init__(self, root: str, train: bool, download: bool, md5: dict[str, str] | None):
+        if md5 is not None:
+            self.train_list = [[name, md5.get(name, "")] for name, _ in CIFAR10.train_list]
+            self.test_list = [[name, md5.get(name, "")] for name, _ in CIFAR10.test_list]
+            self.meta = {**CIFAR10.meta, "md5": md5.get(CIFAR10.meta["filename"], "")}
+        super().__init__(root, train=train, download=download)
+
+
+@register_adapter("cifar10")
+class CIFAR10Adapter:
+    splits = ("train", "test")
+
+    def load_split(self, root: Path, split: str, download: bool, **args: Any) -> SplitData:
+        if split not in self.splits:
+            raise BenchError(f"CIFAR-10 has splits {self.splits}, not {split!r}.")
+        folder = Path(root) / _FOLDER
+        md5 = read_manifest(folder, "cifar10")
+        try:
+            ds = _CheckedCIFAR10(str(root), split == "train", download and md5 is None, md5)
+        except RuntimeError as err:
+            where = folder.resolve()
+            if "not found or corrupted" not in str(err):
+                raise
+            raise BenchError(
+                f"CIFAR-10 not found or corrupted under {where}: pass --download (or --data-root "
+                f"pointing at the folder that holds {_FOLDER}/), or download {_MANUAL} and "
+                f"extract it there."
+            ) from None
+        labels = np.asarray(ds.targets, dtype=np.int64)
+        return SplitData(
+            dataset=ds,
+            example_ids=[f"{split}/{i:05d}" for i in range(len(labels))],
+            class_names=list(ds.classes),
+            labels=labels,
+            is_fixture=md5 is not None,
+        )
+
+    def write_fixture(self, root: Path, per_class_train: int = 6, per_class_test: int = 4) -> Path:
+        return write_cifar10_fixture(root, per_class_train, per_class_test)
+
+
+def _class_images(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
+    """32x32 RGB images a network can tell apart in a few steps: each class has its own colour
+    and stripe orientation, plus noise."""
+    palette = np.random.default_rng(10).integers(40, 216, size=(10, 3))  # same in every batch
+    yy, xx = np.mgrid[0:32, 0:32]
+    images = np.empty((len(labels), 32, 32, 3), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        angle = np.pi * c / 10
+        stripes = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) / 2.0)[..., None]
+        img = palette[c] + 35 * stripes + rng.normal(0, 12, size=(32, 32, 3))
+        images[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return images
+
+
+def write_cifar10_fixture(root: Path, per_class_train: int = 6, per_class_test: int = 4) -> Path:
+    """A small CIFAR-10 in the real ``cifar-10-batches-py`` layout: five training batches, a
+    test batch and ``batches.meta``, pickled dicts with str keys and data as [N, 3072] uint8
+    rows (R, G, B planes), exactly what torchvision reads."""
+    folder = Path(root) / _FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    written = []
+
+    def dump(name: str, obj: dict) -> None:
+        with open(folder / name, "wb") as fh:
+            pickle.dump(obj, fh, protocol=2)
+        written.append(folder / name)
+
+    train_labels = rng.permutation(np.repeat(np.arange(10), per_class_train))
+    test_labels = rng.permutation(np.repeat(np.arange(10), per_class_test))
+    batches = np.array_split(np.arange(len(train_labels)), 5)
+    for b, idx in enumerate(batches, start=1):
+        labels = train_labels[idx]
+        images = _class_images(rng, labels)
+        dump(
+            f"data_batch_{b}",
+            {
+                "batch_label": f"training batch {b} of 5",
+                "labels": labels.tolist(),
+                "data": images.transpose(0, 3, 1, 2).reshape(len(labels), -1),
+                "filenames": [f"fixture_{b}_{i}.png" for i in range(len(labels))],
+            },
+        )
+    test_images = _class_images(rng, test_labels)
+    dump(
+        "test_batch",
+        {
+            "batch_label": "testing batch 1 of 1",
+            "labels": test_labels.tolist(),
+            "data": test_images.transpose(0, 3, 1, 2).reshape(len(test_labels), -1),
+            "filenames": [f"fixture_test_{i}.png" for i in range(len(test_labels))],
+        },
+    )
+    dump(
+        "batches.meta",
+        {"num_cases_per_batch": len(batches[0]), "label_names": CIFAR10_CLASSES, "num_vis": 3072},
+    )
+    write_manifest(folder, "cifar10", written)
+    return folder

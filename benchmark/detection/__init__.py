@@ -1,0 +1,1 @@
+"""Object detection on PASCAL VOC2007: annotation I/O and devkit-compatible evaluation."""

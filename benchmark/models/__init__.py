@@ -1,0 +1,1 @@
+"""LightningModules: what is trained for each task kind (classification, multi-label, detection)."""

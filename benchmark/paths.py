@@ -1,0 +1,38 @@
+"""Where blurbench finds its registries and data, and the one check for user-given path parts."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from benchmark.errors import BenchError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TASKS_DIR = Path(os.environ.get("BENCH_TASKS_DIR", PROJECT_ROOT / "tasks"))
+CHECKPOINTS_DIR = Path(os.environ.get("BENCH_CHECKPOINTS_DIR", PROJECT_ROOT / "checkpoints"))
+
+_SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+
+
+def default_data_root() -> Path:
+    return Path(os.environ.get("BENCH_DATA_ROOT", "data"))
+
+
+def safe_component(value: str, what: str) -> str:
+    """Return ``value`` if it is safe as one directory name, else raise.
+
+    Record directories are built from task, backbone and protocol names; a name such as
+    ``../../etc`` must never become a path.
+    """
+    if not _SAFE_COMPONENT.match(value) or value in {".", ".."}:
+        raise BenchError(
+            f"{what} {value!r} cannot be used in a path: use letters, digits and '_.+-' only."
+        )
+    return value
+
+
+def slug(value: str) -> str:
+    """Turn free text (a checkpoint file name) into a safe directory name."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.+-]+", "-", value).strip("-.") or "unnamed"
+    return cleaned[:100]
