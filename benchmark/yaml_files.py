@@ -18,4 +18,5 @@ def read_yaml(path: Path) -> Any:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise BenchError(f"{path}:{where} is not valid YAML ({getattr(err, 'problem', err)}).") from None
+        problem = getattr(err, "problem", err)
+        raise BenchError(f"{path}:{where} is not valid YAML ({problem}).") from None

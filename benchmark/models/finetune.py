@@ -81,7 +81,8 @@ class FineTuneModule(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         """Gather predictions from every process and drop the padding DistributedSampler adds,
         keyed by example position, so the saved predictions cover each test example once."""
-        positions, logits, targets = (torch.cat(parts) for parts in zip(*self._test_chunks, strict=True))
+        chunks = zip(*self._test_chunks, strict=True)
+        positions, logits, targets = (torch.cat(parts) for parts in chunks)
         if self.trainer.world_size > 1:
             positions, logits, targets = (
                 t.flatten(0, 1) for t in self.all_gather((positions, logits, targets))
