@@ -1,0 +1,31 @@
+"""Shared test fixtures: tiny datasets in their real formats and checkpoints in real layouts.
+
+Session-scoped so the suite writes each once; tests that modify data copy it first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from benchmark.checkpoints import save_imagenet_example_checkpoint
+from benchmark.data.cifar import write_cifar10_fixture
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cifar-data")
+    write_cifar10_fixture(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def paper_resnet18(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised ResNet-18 saved exactly as the paper released its weights."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "resnet18_blurred_ILSVRC.pth"
+    save_imagenet_example_checkpoint(path, "resnet18", torchvision.models.resnet18().state_dict())
+    return path
