@@ -97,6 +97,20 @@ class InputSpec(_Strict):
     augmentation: Literal["random_resized_crop_flip", "flip", "none"] = "random_resized_crop_flip"
 
 
+class DetectionSpec(_Strict):
+    """Detector options (kind ``detection`` only). Sizes are what torchvision's
+    ``GeneralizedRCNNTransform`` takes: the shorter image side (one value, or a list to pick from
+    at random per batch when training) and a cap on the longer side. The detector resizes inside
+    its forward pass and maps its boxes back to the original image, so the data stays unresized."""
+
+    train_min_size: Annotated[int, Field(ge=16)] | list[Annotated[int, Field(ge=16)]] = 600
+    train_max_size: Annotated[int, Field(ge=16)] = 1000
+    test_min_size: Annotated[int, Field(ge=16)] = 600
+    test_max_size: Annotated[int, Field(ge=16)] = 1000
+    trainable_backbone_layers: Annotated[int, Field(ge=0, le=5)] = 3  # of conv1, layer1..layer4
+    horizontal_flip: bool = True  # training augmentation, boxes flipped with the image
+
+
 class SmokeSpec(_Strict):
     """The tiny subset CI runs: examples per split, plus field overrides (small images)."""
 
@@ -118,7 +132,8 @@ class Task(_Strict):
     optim: OptimSpec
     schedule: ScheduleSpec = ScheduleSpec()
     train: TrainSpec
-    input: InputSpec
+    input: InputSpec | None = None  # required unless kind is detection (see ``detection``)
+    detection: DetectionSpec | None = None  # required for kind detection
     smoke: SmokeSpec
     groups: dict[str, list[str]] = Field(default_factory=dict)  # e.g. CelebA attribute regions
 
@@ -138,6 +153,16 @@ class Task(_Strict):
                     f"metric {name!r} is not defined for kind {self.kind!r} "
                     f"(known: {', '.join(known)})"
                 )
+        if self.kind == "detection":
+            if self.detection is None:
+                raise ValueError("a detection task needs a 'detection' section (image sizes)")
+            if self.input is not None:
+                raise ValueError("'input' is not used by detection tasks; sizes go in 'detection'")
+        else:
+            if self.input is None:
+                raise ValueError(f"a {self.kind} task needs an 'input' section")
+            if self.detection is not None:
+                raise ValueError("'detection' is only for tasks of kind detection")
         return self
 
     def resolved(self) -> dict[str, Any]:
