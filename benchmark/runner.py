@@ -66,14 +66,15 @@ class LossHistory(Callback):
     """Keeps every training loss for the record and prints it at the logging interval, so a
     log shows that training really happened (progress bars do not survive in CI logs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, print_every: int = 50) -> None:
         self.losses: list[float] = []
+        self.print_every = print_every
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, outputs: Any, *_: Any) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self.losses.append(float(loss.detach()))
         step = trainer.global_step
-        if trainer.is_global_zero and (step % trainer.log_every_n_steps == 0 or step <= 5):
+        if trainer.is_global_zero and (step % self.print_every == 0 or step <= 5):
             bar = trainer.progress_bar_callback
             message = f"step {step}  train_loss {self.losses[-1]:.4f}"
             if isinstance(bar, TQDMProgressBar):
@@ -192,7 +193,7 @@ def execute(request: RunRequest) -> RunOutcome:
             callbacks=[losses, TQDMProgressBar(refresh_rate=10)],
             enable_checkpointing=False,
             num_sanity_val_steps=0,
-            log_every_n_steps=10,
+            log_every_n_steps=1,  # every loss goes to train_log.csv
             default_root_dir=workdir,
             enable_model_summary=False,
         )

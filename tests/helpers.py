@@ -16,7 +16,9 @@ def bench(*argv: str | Path) -> int:
     return main([str(a) for a in argv])
 
 
-def bench_subprocess(*argv: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def bench_subprocess(
+    *argv: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "benchmark.cli", *map(str, argv)],
         capture_output=True,

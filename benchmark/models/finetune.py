@@ -42,13 +42,16 @@ class FineTuneModule(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.network(images)
 
-    def train(self, mode: bool = True) -> FineTuneModule:
-        super().train(mode)
-        if mode and self.task.protocol == "linear":
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """A linear probe keeps the backbone in eval mode (BatchNorm statistics fixed).
+
+        Done per batch, not by overriding ``train()``: Lightning restores each submodule's
+        mode after validation on its own, bypassing an override.
+        """
+        if self.task.protocol == "linear":
             for name, module in self.network.named_modules():
-                if not name.startswith(self.head_name):
+                if name and not name.startswith(self.head_name):
                     module.eval()
-        return self
 
     # --- to be specialised by kind ---
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
