@@ -234,6 +234,8 @@ def _check_box(
 ) -> None:
     """VOC boxes are 1-based inclusive: 1 <= x1 <= x2 <= width, same for y."""
     x1, y1, x2, y2 = bbox
+    if not all(math.isfinite(v) for v in bbox):
+        raise AnnotationError(path, f"{where}: box {bbox} has a non-finite coordinate")
     shown = f"({_fmt(x1)}, {_fmt(y1)}, {_fmt(x2)}, {_fmt(y2)})"
     if x2 < x1 or y2 < y1:
         raise AnnotationError(path, f"{where}: box {shown} has xmax < xmin or ymax < ymin")
