@@ -67,16 +67,20 @@ class LossHistory(Callback):
     log shows that training really happened (progress bars do not survive in CI logs)."""
 
     def __init__(self, print_every: int = 50) -> None:
-        self.losses: list[float] = []
+        self._losses: list[torch.Tensor] = []
         self.print_every = print_every
+
+    @property
+    def losses(self) -> list[float]:
+        return [float(v) for v in torch.stack(self._losses).cpu()] if self._losses else []
 
     def on_train_batch_end(self, trainer: pl.Trainer, module: Any, outputs: Any, *_: Any) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        self.losses.append(float(loss.detach()))
+        self._losses.append(loss.detach())  # kept on the device: no GPU sync per step
         step = trainer.global_step
         if trainer.is_global_zero and (step % self.print_every == 0 or step <= 5):
             bar = trainer.progress_bar_callback
-            message = f"step {step}  train_loss {self.losses[-1]:.4f}"
+            message = f"step {step}  train_loss {float(self._losses[-1]):.4f}"
             if isinstance(bar, TQDMProgressBar):
                 from tqdm import tqdm
 
@@ -116,6 +120,27 @@ def hardware() -> dict[str, Any]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def make_trainer(
+    request: RunRequest, task_epochs: int, workdir: Path, callbacks: list[Callback]
+) -> pl.Trainer:
+    """The Trainer every run uses (also timed by scripts/bench_lightning_overhead.py)."""
+    return pl.Trainer(
+        accelerator=request.accelerator,
+        devices=request.devices,
+        strategy=request.strategy,
+        precision=request.precision,
+        max_epochs=request.max_epochs or task_epochs,
+        max_steps=request.max_steps if request.max_steps is not None else -1,
+        logger=CSVLogger(workdir, name="logs"),
+        callbacks=[*callbacks, TQDMProgressBar(refresh_rate=10)],
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,  # each logging step syncs the GPU; the record keeps every loss
+        default_root_dir=workdir,
+        enable_model_summary=False,
+    )
 
 
 def execute(request: RunRequest) -> RunOutcome:
@@ -182,21 +207,7 @@ def execute(request: RunRequest) -> RunOutcome:
     }
     workdir = store.root / "runs" / ".work" / f"{task.name}-{digest[:12]}-s{request.seed}"
     try:
-        trainer = pl.Trainer(
-            accelerator=request.accelerator,
-            devices=request.devices,
-            strategy=request.strategy,
-            precision=request.precision,
-            max_epochs=request.max_epochs or task.train.epochs,
-            max_steps=request.max_steps if request.max_steps is not None else -1,
-            logger=CSVLogger(workdir, name="logs"),
-            callbacks=[losses, TQDMProgressBar(refresh_rate=10)],
-            enable_checkpointing=False,
-            num_sanity_val_steps=0,
-            log_every_n_steps=1,  # every loss goes to train_log.csv
-            default_root_dir=workdir,
-            enable_model_summary=False,
-        )
+        trainer = make_trainer(request, task.train.epochs, workdir, [losses])
         trainer.fit(module, datamodule=datamodule)
         trainer.test(module, datamodule=datamodule, verbose=False)
         metrics = kind.evaluate(

@@ -1,0 +1,462 @@
+"""Statistics the leaderboard uses to say whether blurred-pretrained backbones differ.
+
+Two sources of noise matter when comparing a backbone pretrained on face-blurred ImageNet (``b``)
+with the original (``a``):
+
+* training noise, seen across seeds: :func:`seed_interval` gives a Student-t interval over seeds;
+* test-set noise, seen across examples: the paired bootstrap functions resample test examples.
+
+Paired bootstrap, pooled over seeds. Both backbones are evaluated on the same test examples, so
+one replicate draws one index vector of ``N`` examples with replacement and applies it to both
+backbones and to every seed. A backbone's replicate statistic is the mean over its seeds of the
+metric on the resampled examples, and the replicate delta is ``stat_b - stat_a``. Pairing cancels
+the per-example difficulty shared by both backbones, which makes the test far more sensitive than
+comparing two independent intervals.
+
+Shared random stream. All bootstrap functions draw their index vectors from one stream (exposed
+as :func:`bootstrap_indices`) that depends only on ``(rng_seed, n)``: the same seed gives the
+same replicates to :func:`paired_bootstrap_mean`, :func:`paired_bootstrap` and
+:func:`paired_bootstrap_mean_columns`, so their results agree up to float error on the same
+statistic, and the first ``k`` replicates do not depend on ``n_boot``.
+
+Metric values are fractions in [0, 1] (accuracy, mAP); a difference is reported in points,
+1 point = 0.01.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy import stats as _sps
+
+__all__ = [
+    "DeltaResult",
+    "SeedSummary",
+    "bootstrap_indices",
+    "holm_adjust",
+    "paired_bootstrap",
+    "paired_bootstrap_mean",
+    "paired_bootstrap_mean_columns",
+    "seed_interval",
+    "verdict",
+]
+
+# Index elements per chunk: [rows, N] int64 indices plus the gathered values stay in L2 cache,
+# and the chunk size depends on N only, so the random stream does not depend on n_boot.
+_CHUNK_ELEMENTS = 1 << 17
+# Multiplicity counts [rows, N] batched for one matrix product in the columns version (16 MiB).
+_BATCH_ELEMENTS = 1 << 21
+_LOW32 = np.uint64(0xFFFFFFFF)
+_SHIFT32 = np.uint64(32)
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Mean over seeds with a Student-t interval; ``low``/``high`` are NaN when ``n == 1``."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+@dataclass(frozen=True)
+class DeltaResult:
+    """A paired-bootstrap comparison, ``delta = metric_b (blurred) - metric_a (original)``.
+
+    ``delta`` is the point estimate on the full, un-resampled data; ``low``/``high`` are the
+    percentile interval of the replicate deltas at ``confidence``; ``p_value`` is two-sided (see
+    :func:`paired_bootstrap_mean`). ``n_boot`` counts the replicates actually used: replicates
+    whose statistic is undefined (NaN, e.g. a class absent from the resample) are dropped.
+    """
+
+    delta: float
+    low: float
+    high: float
+    p_value: float
+    n_boot: int
+    n_examples: int
+    confidence: float = 0.95
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def seed_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> SeedSummary:
+    """Student-t interval of the mean of a metric over training seeds.
+
+    With one seed the interval is ``(nan, nan)``: the spread between seeds cannot be estimated
+    from a single run, and reporting a zero-width interval would claim a precision we do not have.
+    """
+    _check_confidence(confidence)
+    x = np.asarray(values, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"seed_interval expects a 1-D sequence of values, got shape {x.shape}")
+    if x.size == 0:
+        raise ValueError("seed_interval needs at least one value (one per seed), got none")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"seed_interval got non-finite values: {x.tolist()}")
+    n = int(x.size)
+    mean = float(x.mean())
+    if n == 1:
+        return SeedSummary(mean=mean, low=math.nan, high=math.nan, n=1)
+    sem = float(x.std(ddof=1)) / math.sqrt(n)
+    half = float(_sps.t.ppf(0.5 + confidence / 2.0, df=n - 1)) * sem
+    return SeedSummary(mean=mean, low=mean - half, high=mean + half, n=n)
+
+
+# --------------------------------------------------------------------------- random stream
+
+
+def bootstrap_indices(n: int, n_boot: int, rng_seed: int = 0) -> Iterator[np.ndarray]:
+    """Yield int64 index matrices ``[rows, n]``, ``n_boot`` rows in all, one row per replicate.
+
+    Each row holds ``n`` indices drawn uniformly from ``range(n)`` with replacement. These are
+    exactly the replicates every bootstrap function here uses for the same ``(n, rng_seed)``,
+    exposed so callers can reproduce or extend an analysis. The stream depends only on
+    ``(rng_seed, n)``, so the first replicates do not depend on ``n_boot``.
+    """
+    _check_n_examples(n)
+    _check_n_boot(n_boot)
+    return (chunk.copy() for chunk in _index_chunks(int(n), int(n_boot), rng_seed))
+
+
+def _index_chunks(n: int, n_boot: int, rng_seed: int) -> Iterator[np.ndarray]:
+    """The replicate stream, as read-only views of one reused buffer (valid until the next one).
+
+    Indices come from vectorised Lemire multiply-shift on 32-bit draws of
+    ``np.random.default_rng(rng_seed)``'s PCG64: ``index = (word * n) >> 32``, rejecting and
+    redrawing the rare words whose low half is below ``2**32 mod n``, so the indices are exactly
+    uniform. This and the reused buffers (no page faults from fresh allocations) make it several
+    times faster than ``Generator.integers``, which is what keeps the leaderboard's bootstraps
+    cheap. Chunks hold about ``_CHUNK_ELEMENTS`` indices, so they stay in cache.
+    """
+    bits = np.random.default_rng(rng_seed).bit_generator
+    threshold = (1 << 32) % n  # low halves below this would over-represent small indices
+    rows = _chunk_rows(n)
+    words_buf = np.empty(rows * n, dtype=np.uint64)
+    low_buf = np.empty(rows * n, dtype=np.uint64)
+    done = 0
+    while done < n_boot:
+        count = min(rows, n_boot - done)
+        size = count * n
+        words = words_buf[:size]
+        np.multiply(_uint32_draws(bits, size), np.uint64(n), out=words)
+        if threshold:
+            low = np.bitwise_and(words, _LOW32, out=low_buf[:size])
+            if low.min() < threshold:
+                bad = np.flatnonzero(low < threshold)
+                while bad.size:
+                    redraw = _uint32_draws(bits, bad.size).astype(np.uint64) * np.uint64(n)
+                    words[bad] = redraw
+                    bad = bad[(redraw & _LOW32) < threshold]
+        np.right_shift(words, _SHIFT32, out=words)
+        chunk = words.view(np.int64).reshape(count, n)
+        chunk.flags.writeable = False
+        yield chunk
+        chunk.flags.writeable = True
+        done += count
+
+
+def _chunk_rows(n: int) -> int:
+    """Replicates per chunk: a function of ``n`` alone, so the stream ignores ``n_boot``."""
+    return max(1, _CHUNK_ELEMENTS // n)
+
+
+def _uint32_draws(bits: np.random.BitGenerator, size: int) -> np.ndarray:
+    """``size`` uniform 32-bit words: both halves of ``ceil(size / 2)`` 64-bit raw draws."""
+    return bits.random_raw((size + 1) // 2).view(np.uint32)[:size]
+
+
+# --------------------------------------------------------------------------- bootstraps
+
+
+def paired_bootstrap_mean(
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    rng_seed: int = 0,
+) -> DeltaResult:
+    """Paired bootstrap of a metric that is the mean of per-example scores.
+
+    ``scores_a`` (original) and ``scores_b`` (blurred) are ``[seeds, N]`` or ``[N]`` arrays of
+    per-example scores over the same ``N`` test examples, in the same order (e.g. 0/1 top-1
+    correctness); the seed counts may differ. Because the metric is linear, the replicate delta
+    equals the resampled mean of ``d = mean_seeds(b) - mean_seeds(a)``, so the work is one gather
+    per replicate and example whatever the number of seeds, chunked to bound memory.
+
+    The interval is the percentile interval of the replicate deltas. The p-value is two-sided:
+    ``p = min(1, 2 * min(P(delta* <= 0), P(delta* >= 0)))`` where each tail fraction is
+    ``(count + 1) / (n_boot + 1)``; the +1 keeps p above zero (the smallest attainable p is
+    ``2 / (n_boot + 1)``), as a finite number of replicates cannot show p = 0.
+    """
+    a = _as_seed_matrix(scores_a, "scores_a")
+    b = _as_seed_matrix(scores_b, "scores_b")
+    _check_same_examples(a, b, scores_a, scores_b)
+    _check_confidence(confidence)
+    _check_n_boot(n_boot)
+    n = a.shape[1]
+    diff = b.mean(axis=0) - a.mean(axis=0)
+    deltas = np.empty(n_boot)
+    gathered = np.empty((_chunk_rows(n), n))
+    done = 0
+    for idx in _index_chunks(n, n_boot, rng_seed):
+        count = idx.shape[0]
+        values = np.take(diff, idx, out=gathered[:count], mode="clip")  # clip: unbuffered out
+        deltas[done : done + count] = values.sum(axis=1) / n
+        done += count
+    return _summarise(float(diff.mean()), deltas, confidence, n)
+
+
+def paired_bootstrap(
+    stat_a: Callable[[np.ndarray], float],
+    stat_b: Callable[[np.ndarray], float],
+    n: int,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    rng_seed: int = 0,
+) -> DeltaResult:
+    """Paired bootstrap of any metric (mAP, mean per-class accuracy) given as callables.
+
+    ``stat_a``/``stat_b`` take an int array of resampled example indices (read-only; the full
+    data is ``np.arange(n)``) and return the metric, already averaged over seeds. The replicates
+    are the same as :func:`paired_bootstrap_mean`'s for the same ``rng_seed`` and ``n``, and the
+    interval and p-value are computed the same way. A Python loop over replicates, so keep
+    ``n_boot`` modest for expensive metrics.
+    """
+    _check_confidence(confidence)
+    _check_n_boot(n_boot)
+    _check_n_examples(n)
+    n = int(n)
+    full = np.arange(n)
+    full.flags.writeable = False
+    point = float(stat_b(full)) - float(stat_a(full))
+    deltas = np.empty(n_boot)
+    done = 0
+    for idx in _index_chunks(n, n_boot, rng_seed):
+        for row in idx.copy():  # the callables may keep their index arrays
+            deltas[done] = float(stat_b(row)) - float(stat_a(row))
+            done += 1
+    return _summarise(point, deltas, confidence, n)
+
+
+def paired_bootstrap_mean_columns(
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    rng_seed: int = 0,
+) -> list[DeltaResult]:
+    """Per-column paired bootstrap (per class, per attribute), one :class:`DeltaResult` each.
+
+    ``scores_a``/``scores_b`` are ``[seeds, N, K]`` (or ``[N, K]`` for one seed). NaN marks an
+    example that does not count for column ``k`` (per-class accuracy counts only that class's
+    examples). For each replicate, column and seed the metric is the mean over the resampled
+    examples that are not NaN (nanmean), then averaged over seeds, exactly as a per-column loop
+    with :func:`paired_bootstrap` would compute it, on the same replicates. A replicate where a
+    column has no counted example is undefined for that column and dropped from its interval.
+
+    Vectorised over columns and replicates: a replicate's multiplicity counts ``[rows, N]``
+    multiply the zero-filled scores and the validity masks in one matrix product. When the NaN
+    pattern is the same for every seed and both backbones (the usual case) the seeds are merged
+    first, so the cost does not grow with the number of seeds. Test the columns together with
+    :func:`holm_adjust` on the p-values.
+    """
+    a = _as_column_tensor(scores_a, "scores_a")
+    b = _as_column_tensor(scores_b, "scores_b")
+    _check_same_examples(a, b, scores_a, scores_b)
+    if a.shape[2] != b.shape[2]:
+        raise ValueError(
+            f"scores_a has shape {np.shape(scores_a)} and scores_b has shape "
+            f"{np.shape(scores_b)}: they must have the same number of columns"
+        )
+    _check_confidence(confidence)
+    _check_n_boot(n_boot)
+    n, k = a.shape[1], a.shape[2]
+    valid_a, valid_b = ~np.isnan(a), ~np.isnan(b)
+    shared_mask = bool(np.all(valid_a == valid_a[0]) and np.all(valid_b == valid_a[0]))
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if shared_mask:
+            # mean_s(sum_i c_i x_sik / m_k) = sum_i c_i mean_s(x_sik) / m_k with m_k shared
+            diff = np.where(valid_a[0], np.nan_to_num(b).mean(0) - np.nan_to_num(a).mean(0), 0.0)
+            sums = np.concatenate([diff, valid_a[0].astype(np.float64)], axis=1)  # [N, 2K]
+
+            def column_deltas(sum_cols: np.ndarray) -> np.ndarray:
+                return sum_cols[:, :k] / sum_cols[:, k:]
+
+        else:
+            sa, sb = a.shape[0], b.shape[0]
+            cols = [np.nan_to_num(x).transpose(1, 0, 2).reshape(n, -1) for x in (a, b)]
+            masks = [
+                v.transpose(1, 0, 2).reshape(n, -1).astype(np.float64) for v in (valid_a, valid_b)
+            ]
+            sums = np.concatenate(cols + masks, axis=1)  # [N, 2 (Sa + Sb) K]
+
+            def column_deltas(sum_cols: np.ndarray) -> np.ndarray:
+                rows = sum_cols.shape[0]
+                num_a, num_b, den_a, den_b = np.split(
+                    sum_cols, np.cumsum([sa * k, sb * k, sa * k]), axis=1
+                )
+                stat_a = (num_a / den_a).reshape(rows, sa, k).mean(axis=1)
+                stat_b = (num_b / den_b).reshape(rows, sb, k).mean(axis=1)
+                return stat_b - stat_a
+
+        point = column_deltas(sums.sum(axis=0, keepdims=True))[0]
+        resampled_sums = _multiplicity_product(sums)
+        deltas = np.empty((n_boot, k))
+        rows = _chunk_rows(n)
+        counts = np.empty((min(n_boot, max(1, _BATCH_ELEMENTS // (rows * n)) * rows), n))
+        offsets = (np.arange(rows) * n)[:, None]
+        done = filled = 0
+        for idx in _index_chunks(n, n_boot, rng_seed):
+            count = idx.shape[0]
+            flat = (idx + offsets[:count]).ravel()
+            counts[filled : filled + count] = np.bincount(flat, minlength=count * n).reshape(-1, n)
+            filled += count
+            if filled + rows > counts.shape[0] or done + filled == n_boot:
+                deltas[done : done + filled] = column_deltas(resampled_sums(counts[:filled]))
+                done += filled
+                filled = 0
+    return [_summarise(float(point[j]), deltas[:, j], confidence, n) for j in range(k)]
+
+
+def _multiplicity_product(sums: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """``counts [R, N] -> counts @ sums [R, W]``, sparse when most entries are zero.
+
+    Per-class columns are mostly NaN (zero-filled here): each example counts for one class, so a
+    sparse product costs ``R x nonzeros`` instead of ``R x N x W``, hundreds of times less for
+    many classes. Dense attribute columns use BLAS.
+    """
+    if np.count_nonzero(sums) > 0.2 * sums.size:
+        return lambda counts: counts @ sums
+    transposed = sparse.csr_array(sums.T)
+    return lambda counts: (transposed @ counts.T).T
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def holm_adjust(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values, for many per-class or per-attribute deltas at once.
+
+    Testing 100 classes at alpha = 0.05 flags about 5 by chance alone; compare the adjusted
+    values with alpha to control the family-wise error rate. Holm is uniformly more powerful
+    than plain Bonferroni and needs no independence assumption. NaN entries (undefined columns)
+    stay NaN and do not count towards the number of tests.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1:
+        raise ValueError(f"holm_adjust expects a 1-D array of p-values, got shape {p.shape}")
+    present = ~np.isnan(p)
+    if np.any((p[present] < 0) | (p[present] > 1)):
+        raise ValueError(f"p-values must lie in [0, 1], got {p.tolist()}")
+    out = np.full(p.shape, np.nan)
+    where = np.flatnonzero(present)
+    m = where.size
+    if m == 0:
+        return out
+    order = np.argsort(p[where], kind="stable")
+    scaled = (m - np.arange(m)) * p[where][order]
+    out[where[order]] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return out
+
+
+def verdict(result: DeltaResult, metric_name: str, alpha: float = 0.05) -> str:
+    """Plain-words reading of a comparison, e.g. ``"top1: blurred higher by 0.8 points (p=0.003)"``.
+
+    A difference is called only when the interval excludes 0 *and* ``p < alpha``; otherwise the
+    verdict is "no detectable difference" (which is not evidence of equality). Pass
+    ``alpha = 1 - result.confidence`` (the default matches the default 95% interval) so the two
+    criteria agree. Differences are in points (metric fractions x 100), to one decimal place,
+    or two significant digits below 0.05 points, so a called difference never prints as 0.0.
+    """
+    if not (math.isfinite(result.delta) and math.isfinite(result.p_value)):
+        return f"{metric_name}: not enough data for a comparison"
+    excludes_zero = result.low > 0 or result.high < 0
+    if not (excludes_zero and result.p_value < alpha):
+        return f"{metric_name}: no detectable difference"
+    points = abs(result.delta) * 100.0
+    amount = f"{points:.1f}" if points >= 0.05 else f"{points:.2g}"
+    direction = "higher" if result.delta > 0 else "lower"
+    p_text = "p<0.001" if result.p_value < 0.001 else f"p={result.p_value:.3f}"
+    return f"{metric_name}: blurred {direction} by {amount} points ({p_text})"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _summarise(point: float, deltas: np.ndarray, confidence: float, n: int) -> DeltaResult:
+    """Percentile interval and two-sided +1-corrected bootstrap p-value of replicate deltas."""
+    used = deltas[np.isfinite(deltas)]
+    b = int(used.size)
+    if b == 0 or not math.isfinite(point):
+        return DeltaResult(point, math.nan, math.nan, math.nan, b, n, confidence)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(used, [tail, 1.0 - tail])
+    below = (int(np.count_nonzero(used <= 0)) + 1) / (b + 1)
+    above = (int(np.count_nonzero(used >= 0)) + 1) / (b + 1)
+    p_value = min(1.0, 2.0 * min(below, above))
+    return DeltaResult(point, float(low), float(high), p_value, b, n, confidence)
+
+
+def _check_n_examples(n: int) -> None:
+    if not isinstance(n, (int, np.integer)) or not 1 <= n < 2**32:
+        raise ValueError(f"n (the number of test examples) must be an int in [1, 2**32), got {n!r}")
+
+
+def _check_n_boot(n_boot: int) -> None:
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")
+
+
+def _as_seed_matrix(scores: np.ndarray, name: str) -> np.ndarray:
+    """``[N]`` or ``[seeds, N]`` finite scores as a float64 ``[seeds, N]`` matrix."""
+    x = np.asarray(scores, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(
+            f"{name} must be [seeds, N] or [N] with at least one seed and example, got shape "
+            f"{np.shape(scores)} (use paired_bootstrap_mean_columns for [seeds, N, K])"
+        )
+    if not np.all(np.isfinite(x)):
+        raise ValueError(
+            f"{name} has NaN or infinite scores; per-example scores must be finite "
+            "(use paired_bootstrap_mean_columns where NaN marks examples that do not count)"
+        )
+    return x
+
+
+def _as_column_tensor(scores: np.ndarray, name: str) -> np.ndarray:
+    """``[N, K]`` or ``[seeds, N, K]`` scores (NaN allowed) as float64 ``[seeds, N, K]``."""
+    x = np.asarray(scores, dtype=np.float64)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or 0 in x.shape:
+        raise ValueError(
+            f"{name} must be [seeds, N, K] or [N, K] with no empty axis, got shape "
+            f"{np.shape(scores)}"
+        )
+    if np.any(np.isinf(x)):
+        raise ValueError(f"{name} has infinite scores; only NaN (not counted) is allowed")
+    return x
+
+
+def _check_same_examples(a: np.ndarray, b: np.ndarray, raw_a: object, raw_b: object) -> None:
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"scores_a has shape {np.shape(raw_a)} and scores_b has shape {np.shape(raw_b)}: "
+            f"a paired bootstrap needs both backbones scored on the same N test examples "
+            f"(got N={a.shape[1]} and N={b.shape[1]})"
+        )
