@@ -7,6 +7,7 @@ recomputed. A metric returns a float, or a ``{class name: float}`` mapping for p
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -39,9 +40,21 @@ def get_metric(kind: str, name: str) -> MetricFn:
 
 
 def compute_metrics(
-    kind: str, names: list[str], predictions: Any, targets: Any, class_names: list[str]
+    kind: str,
+    names: list[str],
+    predictions: Any,
+    targets: Any,
+    class_names: list[str],
+    **context: Any,
 ) -> dict[str, MetricValue]:
-    return {name: get_metric(kind, name)(predictions, targets, class_names) for name in names}
+    """``context`` (for example a task's attribute ``groups``) is passed to the metrics whose
+    signature names it, so per-group summaries can be recomputed from saved predictions."""
+    out: dict[str, MetricValue] = {}
+    for name in names:
+        fn = get_metric(kind, name)
+        wanted = {k: v for k, v in context.items() if k in inspect.signature(fn).parameters}
+        out[name] = fn(predictions, targets, class_names, **wanted)
+    return out
 
 
 def _load_kind_metrics() -> None:
