@@ -34,6 +34,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int)
     p.add_argument("--num-workers", type=int, help="data loader workers (default: the task's)")
     p.add_argument("--force", action="store_true", help="run again even if a record exists")
+    p.add_argument("--save-weights", action="store_true",
+                   help="keep the fine-tuned weights (weights.safetensors) in the run directory, "
+                   "so the run can be a --backbone later")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     fixture = data_sub.add_parser("fixture", help="write a tiny dataset in the real on-disk format")
     fixture.add_argument("--task", required=True)
     fixture.add_argument("--root", type=Path, required=True)
+
+    ckpt = sub.add_parser("checkpoints", help="inspect or pre-fetch backbone checkpoints")
+    ckpt_sub = ckpt.add_subparsers(dest="checkpoints_command", required=True)
+    inspect = ckpt_sub.add_parser(
+        "inspect", help="layout, arch, parameters, sha256 and key report of a checkpoint"
+    )
+    inspect.add_argument("spec", metavar="NAME|PATH",
+                         help="a backbone name, checkpoint file, run directory or timm:<model>")
+    inspect.add_argument("--arch", help="architecture to check the keys against")
+    fetch = ckpt_sub.add_parser(
+        "fetch", help="download and verify backbones into the cache, for runs without network"
+    )
+    fetch.add_argument("names", nargs="+", metavar="NAME",
+                       help="backbone names or patterns, e.g. blurred_r50 'original_*'")
 
     demo = sub.add_parser("demo", help="offline demo: fixture data + untrained demo checkpoint")
     demo.add_argument("--workdir", type=Path, default=Path("demo"))
@@ -81,6 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         num_workers=args.num_workers,
         force=args.force,
+        save_weights=args.save_weights,
     )
     outcome = execute(request)
     if not outcome.skipped:
@@ -100,13 +118,41 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, why in broken.items():
             print(f"(not listed: {name}: {why})", file=sys.stderr)
     else:
-        from benchmark.backbones import list_backbones
+        from benchmark.backbones import cache_status, list_backbones
 
+        print(f"{'NAME':<28} {'ARCH':<19} {'DATA':<9} {'SOURCE':<12} {'CACHED':<7} SHA256")
         for entry in list_backbones():
+            pinned = "pinned" if entry.sha256 else "-"
             print(
-                f"{entry.name:<16} {entry.arch:<12} {entry.data:<10} {entry.source:<12} "
-                f"{entry.note}"
+                f"{entry.name:<28} {entry.arch:<19} {entry.data:<9} {entry.source:<12} "
+                f"{cache_status(entry):<7} {pinned}"
             )
+    return 0
+
+
+def cmd_checkpoints(args: argparse.Namespace) -> int:
+    from benchmark import backbones
+
+    if args.checkpoints_command == "inspect":
+        print(backbones.format_inspection(backbones.inspect_checkpoint(args.spec, args.arch)))
+        return 0
+    failures = []
+    for entry in backbones.select_entries(args.names):
+        try:
+            got = backbones.fetch_entry(entry)
+        except BenchError as err:
+            print(f"{entry.name}: FAILED: {err}", file=sys.stderr)
+            failures.append(entry.name)
+            continue
+        if got.path is None:
+            print(f"{entry.name}: random initialisation, nothing to fetch")
+            continue
+        state = "already cached" if got.was_cached else "downloaded"
+        pin = "pinned, matches" if got.pinned else "NOT pinned: pin it in the registry if verified"
+        print(f"{entry.name}: {state}, verified, loads completely: {got.path}")
+        print(f"  sha256: {got.sha256}  ({pin})")
+    if failures:
+        raise BenchError(f"{len(failures)} backbone(s) failed to fetch: {', '.join(failures)}.")
     return 0
 
 
@@ -128,7 +174,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "demo": cmd_demo}
+COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "data": cmd_data,
+    "demo": cmd_demo,
+    "checkpoints": cmd_checkpoints,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,8 @@ from pytorch_lightning.loggers import CSVLogger
 
 import benchmark
 from benchmark import paths
-from benchmark.backbones import create_backbone
+from benchmark.backbones import RUN_WEIGHTS_FILE, create_backbone
+from benchmark.checkpoints import save_weights_file
 from benchmark.data.splits import describe, parse_subset
 from benchmark.errors import BenchError
 from benchmark.kinds import get_kind
@@ -53,6 +54,7 @@ class RunRequest:
     max_steps: int | None = None
     num_workers: int | None = None
     force: bool = False
+    save_weights: bool = False  # keep the fine-tuned network as weights.safetensors
 
 
 @dataclass
@@ -184,9 +186,9 @@ def execute(request: RunRequest) -> RunOutcome:
     datamodule.prepare_data()
     datamodule.setup("fit")  # a missing or broken dataset fails here, before anything is written
     class_names = datamodule.class_names
+    pl.seed_everything(request.seed, workers=True, verbose=False)  # the new head's init too
     module = kind.module(backbone.model, task, class_names)
 
-    pl.seed_everything(request.seed, workers=True, verbose=False)
     started = _now()
     t0 = time.perf_counter()
     losses = LossHistory()
@@ -235,8 +237,14 @@ def execute(request: RunRequest) -> RunOutcome:
     )
     test_ids = datamodule.splits["test"].example_ids
 
+    if request.save_weights:
+        record["weights_file"] = RUN_WEIGHTS_FILE
+
     def write_files(run_dir: Path) -> None:
         kind.save_predictions(run_dir, module.test_outputs, test_ids)
+        if request.save_weights:  # safetensors: loading it back runs no pickle
+            network = getattr(module, "network", module)
+            save_weights_file(run_dir / RUN_WEIGHTS_FILE, network, {"arch": backbone.arch})
         log = Path(trainer.logger.log_dir) / "metrics.csv" if trainer.logger else None
         if log is not None and log.is_file():
             shutil.copyfile(log, run_dir / "train_log.csv")
