@@ -29,3 +29,13 @@ def paper_resnet18(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "resnet18_blurred_ILSVRC.pth"
     save_imagenet_example_checkpoint(path, "resnet18", torchvision.models.resnet18().state_dict())
     return path
+
+
+@pytest.fixture(scope="session")
+def voc_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small VOC2007 (+ VOC2012 trainval) in the real VOCdevkit layout."""
+    from benchmark.data.voc import write_voc_fixture
+
+    root = tmp_path_factory.mktemp("voc-data")
+    write_voc_fixture(root)
+    return root
