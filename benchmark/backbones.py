@@ -239,7 +239,8 @@ def locate_entry(entry: BackboneEntry) -> Located:
         from benchmark.hub import fetch_hub_file
 
         assert entry.repo is not None and entry.filename is not None
-        hub = fetch_hub_file(entry.repo, entry.filename, entry.revision, entry.name)
+        hub = fetch_hub_file(entry.repo, entry.filename, entry.revision, entry.name,
+                             str(registry_file()))
         base.update(
             repo=hub.repo, filename=hub.filename, revision=hub.revision, commit=hub.commit,
             url=hub.url, weights=f"{hub.repo}/{hub.filename}@{hub.commit or hub.revision}",
@@ -293,7 +294,7 @@ def _locate_timm(model_name: str, name: str | None, sha256: str | None,
     repo, _, revision = cfg.hf_hub_id.partition("@")
     filename = cfg.hf_hub_filename or "model.safetensors"
     label = name or f"timm:{model_name}"
-    hub = fetch_hub_file(repo, filename, revision or "main", label)
+    hub = fetch_hub_file(repo, filename, revision or "main", label, "timm's pretrained config")
     provenance = {
         "source": "timm", "timm_model": model_name, "repo": hub.repo, "filename": hub.filename,
         "revision": hub.revision, "commit": hub.commit, "url": hub.url,

@@ -14,6 +14,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# huggingface_hub reads HF_HUB_OFFLINE once, when first imported; importing it here, with the
+# rest of the package, makes that moment the process start rather than the first download.
+from huggingface_hub import constants as hf_constants
+
 from benchmark import paths
 from benchmark.errors import BenchError
 
@@ -30,10 +34,8 @@ def cache_root() -> Path:
 def offline() -> bool:
     """``HF_HUB_OFFLINE=1`` (huggingface_hub's switch) turns off every download, not only the
     Hub's, so one setting makes a cluster job fail fast instead of hanging on a firewall."""
-    from huggingface_hub import constants
-
     value = os.environ.get("HF_HUB_OFFLINE", "")
-    return constants.is_offline_mode() or value.upper() in {"1", "ON", "YES", "TRUE"}
+    return hf_constants.is_offline_mode() or value.upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def fetch_hint(name: str) -> str:

@@ -65,8 +65,11 @@ def cached_hub_file(repo: str, filename: str, revision: str) -> Path | None:
     return Path(found) if isinstance(found, str) and Path(found).is_file() else None
 
 
-def fetch_hub_file(repo: str, filename: str, revision: str, name: str) -> HubFile:
-    """The local path of ``repo/filename`` at ``revision``, downloaded only if not cached."""
+def fetch_hub_file(
+    repo: str, filename: str, revision: str, name: str, defined_in: str = "the registry"
+) -> HubFile:
+    """The local path of ``repo/filename`` at ``revision``, downloaded only if not cached.
+    ``defined_in`` names the file that says repo/filename/revision, for the fix-it message."""
     cached = cached_hub_file(repo, filename, revision)
     if cached is not None:
         commit = _commit_of(cached, repo)
@@ -88,7 +91,7 @@ def fetch_hub_file(repo: str, filename: str, revision: str, name: str) -> HubFil
         RevisionNotFoundError,
     )
 
-    registry = "checkpoints/backbones.yaml"
+    registry = defined_in
     try:
         local = hf_hub_download(
             repo_id=repo,
