@@ -40,7 +40,7 @@ def _batch(
 
 def time_steps(
     task: Task, arch: str, shapes: list[tuple[int, int]], steps: int, warmup: int,
-    device: torch.device,
+    device: torch.device, bf16: bool = False,
 ) -> list[float]:  # fmt: skip
     module = DetectionModule(torchvision.models.get_model(arch), task, list(VOC_CLASSES))
     detector = module.detector.to(device).train()
@@ -56,7 +56,8 @@ def time_steps(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
-        losses = detector(*batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            losses = detector(*batch)
         loss = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -76,6 +77,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=2, help="images per step (both sizes)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (as bf16-mixed)")
+    parser.add_argument("--only", choices=["smoke", "real"], help="time one size only")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -92,14 +95,17 @@ def main() -> None:
         ("real", base, [(500, 375)] * args.batch_size),
     ]
     print(
-        f"{args.arch}, batch {args.batch_size}, {device}, torch {torch.__version__}, "
+        f"{args.arch}, batch {args.batch_size}, {device}, {'bf16' if args.bf16 else 'fp32'}, "
+        f"torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
     )
     for name, task, shapes in cases:
+        if args.only and name != args.only:
+            continue
         task = apply_overrides(task, {"train.batch_size": args.batch_size})
         det = task.detection
         assert det is not None
-        times = time_steps(task, args.arch, shapes, args.steps, args.warmup, device)
+        times = time_steps(task, args.arch, shapes, args.steps, args.warmup, device, args.bf16)
         print(
             f"{name:<6} train size {det.train_min_size}/{det.train_max_size} "
             f"(input {shapes[0][0]}x{shapes[0][1]}...): median {statistics.median(times):.3f} "
