@@ -134,11 +134,10 @@ def _download_partitions(root: Path) -> None:
             f"could not download the SUN397 partitions ({type(err).__name__}: {err}); "
             + _manual_steps(root)
         ) from None
-    if not (target / "Training_01.txt").is_file():
-        nested = [p for p in target.rglob("Training_01.txt")]
-        if nested:
-            for item in nested[0].parent.iterdir():
-                shutil.move(str(item), target / item.name)
+    nested = next(target.rglob("Training_01.txt"), None)
+    if nested is not None and nested.parent != target:
+        for item in nested.parent.iterdir():
+            shutil.move(str(item), target / item.name)
 
 
 def _check_partition(partition: Any) -> int:
