@@ -383,9 +383,13 @@ def read_verified(loc: Located) -> tuple[RawCheckpoint, str]:
     return raw, check
 
 
-def choose_arch(loc: Located, raw: RawCheckpoint, arch: str | None) -> tuple[str, str]:
+def choose_arch(
+    loc: Located, raw: RawCheckpoint, arch: str | None, may_guess: bool = False
+) -> tuple[str, str]:
     """The architecture to build, and why: --arch, the registry, the checkpoint's own 'arch'
-    field, or a unique exact fit; any two of them that disagree stop the run."""
+    field; any two of them that disagree stop the run. When none says, the one registered
+    architecture whose keys and shapes all fit is used only if ``may_guess`` (inspect); a run
+    asks for --arch instead, naming that architecture, so what trains is always stated."""
     label = loc.name or str(loc.path)
     said = [
         (value, why)
@@ -400,8 +404,8 @@ def choose_arch(loc: Located, raw: RawCheckpoint, arch: str | None) -> tuple[str
     for value, why in said[1:]:
         if value != said[0][0]:
             raise BenchError(
-                f"{label}: {said[0][1]} says {said[0][0]} but {why} says {value}; fix the one "
-                f"that is wrong (a registry entry may point at the wrong file)."
+                f"{label}: {said[0][1]} says {said[0][0]}, which contradicts {why} ({value}); "
+                f"fix the one that is wrong (a registry entry may point at the wrong file)."
             )
     if said:
         return said[0][0], said[0][1]
@@ -410,6 +414,11 @@ def choose_arch(loc: Located, raw: RawCheckpoint, arch: str | None) -> tuple[str
         raise BenchError(
             f"{label} does not say its architecture and fits no single registered one: pass "
             f"--arch (e.g. resnet50)."
+        )
+    if not may_guess:
+        raise BenchError(
+            f"{label} does not say its architecture: pass --arch {guessed} (the only registered "
+            f"architecture whose keys and shapes all fit it)."
         )
     return guessed, "guessed: the only registered architecture whose keys and shapes all fit"
 
@@ -504,7 +513,7 @@ def inspect_checkpoint(spec: str, arch: str | None = None) -> Inspection:
     raw, check = read_verified(loc)
     try:
         chosen: str | None
-        chosen, arch_from = choose_arch(loc, raw, arch)
+        chosen, arch_from = choose_arch(loc, raw, arch, may_guess=True)
     except BenchError as err:
         if "does not say its architecture" not in str(err):
             raise

@@ -30,8 +30,9 @@ CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 # Wrapper keys in the order they are preferred. An EMA copy comes first when present, as in
 # timm's ``load_checkpoint(use_ema=True)``: training scripts that keep one report its accuracy.
 _WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "model_state_dict")
-# Prefixes that wrap *every* key: DDP/DataParallel, torch.compile, LightningModule attributes.
-_PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.")
+# Prefixes that wrap *every* key: DDP/DataParallel, torch.compile, LightningModule attributes
+# (``network.`` is our own FineTuneModule's, so a run's Lightning checkpoint loads too).
+_PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.", "network.")
 # Classes a trusted training script stores beside the weights (timm, DeiT and MAE save their
 # argparse ``args``). Rebuilding a Namespace only sets attributes, so it runs no code.
 _SAFE_GLOBALS = [argparse.Namespace]

@@ -160,15 +160,21 @@ def test_lightning_checkpoint(tmp_path: Path) -> None:
     assert_loaded_exactly(backbone.model, module.model.state_dict(), "classifier.1")
 
 
-def test_safetensors_and_architecture_guessed_from_keys(r18: dict, tmp_path: Path) -> None:
-    """A bare safetensors file that does not name its architecture: the one registered
-    architecture whose keys and shapes all fit is used, and the record says it was guessed."""
+def test_safetensors_and_a_file_that_does_not_name_its_architecture(
+    r18: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A bare safetensors file: a run asks for --arch, naming the one registered architecture
+    whose keys and shapes all fit; inspect uses that one and says it was guessed."""
     path = tmp_path / "r18.safetensors"
     save_file(r18, path)
-    backbone = create_backbone(str(path))
-    assert backbone.arch == "resnet18"
+    with pytest.raises(BenchError, match="does not say its architecture: pass --arch resnet18 "):
+        create_backbone(str(path))
+    assert bench("checkpoints", "inspect", path) == 0
+    assert "arch         resnet18 (guessed: the only registered architecture whose keys and " \
+        "shapes all fit)" in capsys.readouterr().out
+    backbone = create_backbone(str(path), "resnet18")
+    assert backbone.provenance["arch_from"] == "--arch"
     assert backbone.provenance["layout"] == "safetensors"
-    assert backbone.provenance["arch_from"].startswith("guessed")
     assert_loaded_exactly(backbone.model, r18, "fc")
 
 
@@ -217,8 +223,8 @@ def test_truncated_file_is_one_clear_error(paper_resnet18: Path, tmp_path: Path)
 def test_wrong_architecture_lists_the_keys(paper_resnet18: Path, r18: dict,
                                            tmp_path: Path) -> None:
     # the file's own 'arch' field and --arch disagree
-    with pytest.raises(BenchError, match="--arch says resnet34 but the checkpoint's 'arch' field "
-                                         "says resnet18"):
+    with pytest.raises(BenchError, match=r"--arch says resnet34, which contradicts the "
+                                         r"checkpoint's 'arch' field \(resnet18\)"):
         create_backbone(str(paper_resnet18), "resnet34")
     # a bare state dict given the wrong --arch: missing keys listed, nothing loaded
     bare = torch_save(r18, tmp_path / "bare.pth")

@@ -232,6 +232,6 @@ def test_wrong_filename_and_wrong_arch_in_the_registry(hub: HubStandIn, tmp_path
                                          "fix its `filename`"):
         create_backbone("pinned_r18")
     private_registry(tmp_path, monkeypatch, arch="resnet50")
-    with pytest.raises(BenchError, match="the registry says resnet50 but the checkpoint's 'arch' "
-                                         "field says resnet18"):
+    with pytest.raises(BenchError, match=r"the registry says resnet50, which contradicts the "
+                                         r"checkpoint's 'arch' field \(resnet18\)"):
         create_backbone("pinned_r18")
