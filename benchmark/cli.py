@@ -18,23 +18,40 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backbone", required=True, help="a name from `bench list backbones`, or a checkpoint path"
     )
+    p.add_argument("--seed", type=int, default=0)
+    _add_run_options(p, sweep=False)
+
+
+def _add_run_options(p: argparse.ArgumentParser, sweep: bool) -> None:
+    """Options ``bench run`` and ``bench sweep`` share. A sweep leaves them unset (None) so
+    that its --file can fill them; ``bench run`` gets its defaults here."""
+
+    def default(value: object) -> object:
+        return None if sweep else value
+
+    flag = "store_const" if sweep else "store_true"
+    on: dict[str, object] = {"const": True} if sweep else {}
     p.add_argument("--arch", help="architecture of a checkpoint file that does not name its own")
-    p.add_argument("--subset", default="full", help="tiny | full | N examples per split")
+    p.add_argument("--subset", default=default("full"), help="tiny | full | N examples per split")
     p.add_argument("--data-root", type=Path, help="default: $BENCH_DATA_ROOT or data/")
-    p.add_argument("--download", action="store_true", help="fetch the dataset if it is missing")
-    p.add_argument("--results", type=Path, default=Path("results"), help="where run records go")
+    p.add_argument("--download", action=flag, **on, help="fetch the dataset if it is missing")
+    p.add_argument("--results", type=Path, default=default(Path("results")),
+                   help="where run records go (default: results)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a task field by dotted path, e.g. --set optim.lr=0.01")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--devices", default="auto")
-    p.add_argument("--accelerator", default="auto", help="cpu | gpu | auto ...")
-    p.add_argument("--precision", default="32-true", help="32-true | bf16-mixed | 16-mixed ...")
-    p.add_argument("--strategy", default="auto", help="auto | ddp ...")
+    p.add_argument("--devices", default=default("auto"))
+    p.add_argument("--accelerator", default=default("auto"), help="cpu | gpu | auto ...")
+    p.add_argument("--precision", default=default("32-true"),
+                   help="32-true | bf16-mixed | 16-mixed ...")
+    p.add_argument("--strategy", default=default("auto"),
+                   help="auto | ddp (multi-GPU: --devices N --strategy ddp) ...")
     p.add_argument("--max-epochs", type=int)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--num-workers", type=int, help="data loader workers (default: the task's)")
-    p.add_argument("--force", action="store_true", help="run again even if a record exists")
-    p.add_argument("--save-weights", action="store_true",
+    p.add_argument("--checkpoint-every-n-steps", type=int, metavar="N",
+                   help="resumable checkpoint every N steps (default: every epoch)")
+    p.add_argument("--force", action=flag, **on, help="run again even if a record exists")
+    p.add_argument("--save-weights", action=flag, **on,
                    help="keep the fine-tuned weights (weights.safetensors) in the run directory, "
                    "so the run can be a --backbone later")
 
@@ -71,6 +88,44 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("names", nargs="+", metavar="NAME",
                        help="backbone names or patterns, e.g. blurred_r50 'original_*'")
 
+    sweep = sub.add_parser(
+        "sweep", help="run backbones x tasks x seeds: skips finished runs, resumes interrupted ones"
+    )
+    sweep.add_argument("--file", type=Path, help="a sweep YAML (backbones, tasks, seeds, set, ...)")
+    sweep.add_argument("--backbones", help="comma-separated names, 'blurred_*' patterns or paths")
+    sweep.add_argument("--tasks", help="comma-separated task names, or 'all'")
+    sweep.add_argument("--seeds", help="e.g. 0,1,2 or 0-4 (default 0)")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="show every run and whether it is done, to resume, or to run; run "
+                       "nothing (backbones are still resolved, to compute the run keys)")
+    sweep.add_argument("--launcher", choices=["local", "slurm", "submitit-local", "submitit-debug"],
+                       help="local: one after the other here (default); slurm: a job array per "
+                       "task through submitit; submitit-local/-debug: submitit on this machine")
+    sweep.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                       help="a submitit slurm_<KEY> parameter, e.g. --slurm partition=gpu "
+                       "--slurm array_parallelism=8")
+    sweep.add_argument("--wait", action="store_true",
+                       help="slurm: wait for the jobs and report each run")
+    _add_run_options(sweep, sweep=True)
+
+    board = sub.add_parser(
+        "leaderboard", help="tables, original-vs-blurred comparisons and plots from run records"
+    )
+    board.add_argument("--results", type=Path, default=Path("results"),
+                       help="the folder `bench run`/`bench sweep` wrote to (default: results)")
+    board.add_argument("--out", type=Path, default=None,
+                       help="where leaderboard.md, leaderboard.csv, index.html and plots/ go "
+                       "(default: <results>/leaderboard)")
+    board.add_argument("--pair", action="append", default=[], metavar="ORIGINAL:COMPARED",
+                       help="compare two backbones by name, e.g. for checkpoint files whose "
+                       "pretraining data the registry does not know (repeatable)")
+    board.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates")
+    board.add_argument("--confidence", type=float, default=0.95)
+    board.add_argument("--bootstrap-seed", type=int, default=0)
+    board.add_argument("--top", type=int, default=10,
+                       help="most affected classes/attributes listed per comparison")
+    board.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
+
     demo = sub.add_parser("demo", help="offline demo: fixture data + untrained demo checkpoint")
     demo.add_argument("--workdir", type=Path, default=Path("demo"))
     demo.add_argument("--results", type=Path, default=None)
@@ -99,9 +154,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
         force=args.force,
         save_weights=args.save_weights,
+        checkpoint_every_n_steps=args.checkpoint_every_n_steps,
     )
     outcome = execute(request)
-    if not outcome.skipped:
+    if not outcome.skipped and outcome.primary_process:
         primary = outcome.record["primary_metric"]
         print(f"{primary} = {outcome.record['metrics'][primary]:.4f}")
         print(f"record: {outcome.run_dir / 'record.json'}")
@@ -174,12 +230,61 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from benchmark.launchers import make_launcher
+    from benchmark.sweep import RUN_OPTIONS, build_spec, describe_plan, plan_sweep
+    from benchmark.tasks import parse_overrides
+
+    cli = {name: getattr(args, name, None) for name in RUN_OPTIONS}
+    cli.update(backbones=args.backbones, tasks=args.tasks, seeds=args.seeds,
+               launcher=args.launcher, slurm=parse_overrides(args.slurm) if args.slurm else {})
+    spec = build_spec(args.file, cli, args.overrides)
+    print(f"resolving {len(spec.backbones)} backbone(s) to compute the run keys ...", flush=True)
+    items = plan_sweep(spec)
+    for line in describe_plan(spec, items):
+        print(line)
+    if args.dry_run:
+        return 0
+    launcher = make_launcher(spec.launcher, spec.template.results, spec.slurm, args.wait)
+    result = launcher.run(items)
+    done = sum(1 for i in items if i.status == "done") + len(result.completed)
+    if result.submitted and not result.completed and not result.failed:
+        print(f"{len(result.submitted)} run(s) submitted; {done}/{len(items)} done so far")
+        return 0
+    print(f"sweep: {done}/{len(items)} runs done, {len(result.failed)} failed")
+    for item, why in result.failed:
+        print(f"  FAILED {item.label}: {why}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    import time
+
+    from benchmark import leaderboard
+
+    t0 = time.perf_counter()
+    board = leaderboard.build(
+        args.results, pairs=args.pair, n_boot=args.n_boot, confidence=args.confidence,
+        rng_seed=args.bootstrap_seed, plots=not args.no_plots,
+    )  # fmt: skip
+    out = args.out if args.out is not None else args.results / "leaderboard"
+    written = leaderboard.write(board, out, top=args.top)
+    print(f"{board.records_read} records: {board.runs} runs in {len(board.settings)} setting(s), "
+          f"{len(board.comparisons)} comparison(s), {len(board.problems)} problem(s) listed")
+    for path in written.values():
+        print(f"wrote {path}")
+    print(f"built in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "list": cmd_list,
     "data": cmd_data,
     "demo": cmd_demo,
     "checkpoints": cmd_checkpoints,
+    "sweep": cmd_sweep,
+    "leaderboard": cmd_leaderboard,
 }
 
 

@@ -16,6 +16,12 @@ import numpy as np
 
 from benchmark.metrics import MetricValue, compute_metrics
 from benchmark.records import PREDICTIONS_FILE
+from benchmark.scores import (
+    ExampleScores,
+    RunScores,
+    mean_per_class_accuracy_metric,
+    per_class_accuracy_scores,
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,9 @@ class KindSpec:
     module: type
     save_predictions: Callable[[Path, dict[str, Any], list[str]], None]
     evaluate: Callable[[dict[str, Any], list[str], list[str]], dict[str, MetricValue]]
+    # (run_dir, record) -> per-example scores for the leaderboard's paired bootstrap, read from
+    # what save_predictions wrote; None: that kind's runs are compared by seed means only.
+    scores: Callable[[Path, dict[str, Any]], RunScores] | None = None
 
 
 _KINDS: dict[str, KindSpec] = {}
@@ -63,6 +72,40 @@ def load_logit_predictions(run_dir: Path) -> dict[str, np.ndarray]:
         return {k: data[k] for k in data.files}
 
 
+def record_class_names(record: dict[str, Any], count: int) -> list[str]:
+    """The run's class (or attribute) names: the record's ``class_names``, else the keys of its
+    first per-class metric, else ``class 0..`` when an old record has neither."""
+    names = record.get("class_names")
+    if isinstance(names, list) and len(names) == count:
+        return [str(n) for n in names]
+    for value in (record.get("metrics") or {}).values():
+        if isinstance(value, dict) and len(value) == count:
+            return [str(n) for n in value]
+    return [f"class {i}" for i in range(count)]
+
+
+def classification_scores(run_dir: Path, record: dict[str, Any]) -> RunScores:
+    """top1 (0/1 per example), per-class accuracy (its class's column) and mean per-class
+    accuracy (recomputed per resample), from the saved logits; argmax as torchmetrics does."""
+    saved = load_logit_predictions(run_dir)
+    logits, target = saved["logits"], saved["target"].astype(np.int64)
+    num_classes = logits.shape[1]
+    correct = (logits.argmax(axis=1) == target).astype(np.float64)
+    names = tuple(record_class_names(record, num_classes))
+    return RunScores(
+        example_ids=saved["example_id"],
+        metrics={
+            "top1": ExampleScores(correct),
+            "per_class_accuracy": ExampleScores(
+                per_class_accuracy_scores(correct, target, num_classes), names
+            ),
+            "mean_per_class_accuracy": mean_per_class_accuracy_metric(
+                correct, target, num_classes
+            ),
+        },
+    )
+
+
 def evaluate_logits(kind: str) -> Callable[[dict[str, Any], list[str], list[str]], dict]:
     def evaluate(outputs: dict[str, Any], class_names: list[str], names: list[str]) -> dict:
         return compute_metrics(kind, names, outputs["logits"], outputs["targets"], class_names)
@@ -81,6 +124,7 @@ def _register_classification() -> None:
             module=ClassificationModule,
             save_predictions=save_logit_predictions,
             evaluate=evaluate_logits("classification"),
+            scores=classification_scores,
         ),
     )
 

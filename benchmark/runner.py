@@ -19,18 +19,21 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, TQDMProgressBar
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities import rank_zero_only
 
 import benchmark
 from benchmark import paths
-from benchmark.backbones import RUN_WEIGHTS_FILE, create_backbone
+from benchmark.backbones import RUN_WEIGHTS_FILE, Backbone, create_backbone
 from benchmark.checkpoints import save_weights_file
 from benchmark.data.splits import describe, parse_subset
 from benchmark.errors import BenchError
 from benchmark.kinds import get_kind
 from benchmark.records import SCHEMA_VERSION, RunKey, RunStore, config_hash
-from benchmark.tasks import apply_overrides, for_subset, get_task, parse_overrides
+from benchmark.tasks import Task, apply_overrides, for_subset, get_task, parse_overrides
+
+LAST_CHECKPOINT = "last.ckpt"
 
 
 @dataclass
@@ -55,6 +58,10 @@ class RunRequest:
     num_workers: int | None = None
     force: bool = False
     save_weights: bool = False  # keep the fine-tuned network as weights.safetensors
+    # Lightning checkpoint into the run's work dir every N optimiser steps (None: every epoch),
+    # so a killed or preempted run resumes; not part of the run key (it does not change results
+    # beyond the dataloader restarting its epoch on resume).
+    checkpoint_every_n_steps: int | None = None
 
 
 @dataclass
@@ -62,6 +69,45 @@ class RunOutcome:
     run_dir: Path
     record: dict[str, Any]
     skipped: bool
+    primary_process: bool = True  # False on DDP ranks > 0, which write nothing
+
+
+@dataclass(frozen=True)
+class BackboneIdentity:
+    """What a run's key needs to know about a backbone: no network, no weights. A sweep plans
+    many runs per backbone from one loaded backbone this way."""
+
+    name: str
+    arch: str
+    provenance: dict[str, Any]
+
+
+@dataclass
+class PlannedRun:
+    """A run resolved up to its key, before any data is read or anything trained."""
+
+    task: Task
+    subset: str
+    backbone: BackboneIdentity
+    config: dict[str, Any]
+    digest: str
+    key: RunKey
+    store: RunStore
+    loaded: Backbone | None = None  # the network, when plan_run loaded it
+
+    @property
+    def run_dir(self) -> Path:
+        return self.store.run_dir(self.key)
+
+    @property
+    def workdir(self) -> Path:
+        """Scratch space of an unfinished run (logs, resumable checkpoint); removed on success."""
+        name = f"{self.task.name}-{self.digest[:12]}-s{self.key.seed}"
+        return self.store.root / "runs" / ".work" / name
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.workdir / "checkpoints" / LAST_CHECKPOINT
 
 
 class LossHistory(Callback):
@@ -71,6 +117,10 @@ class LossHistory(Callback):
     def __init__(self, print_every: int = 50) -> None:
         self._losses: list[torch.Tensor] = []
         self.print_every = print_every
+        self.start_step = 0  # > 0 when the run resumed from a checkpoint
+
+    def on_train_start(self, trainer: pl.Trainer, module: Any) -> None:
+        self.start_step = int(trainer.global_step)
 
     @property
     def losses(self) -> list[float]:
@@ -125,9 +175,28 @@ def _now() -> str:
 
 
 def make_trainer(
-    request: RunRequest, task_epochs: int, workdir: Path, callbacks: list[Callback]
+    request: RunRequest,
+    task_epochs: int,
+    workdir: Path,
+    callbacks: list[Callback],
+    checkpoint_dir: Path | None = None,
 ) -> pl.Trainer:
-    """The Trainer every run uses (also timed by scripts/bench_lightning_overhead.py)."""
+    """The Trainer every run uses (also timed by scripts/bench_lightning_overhead.py).
+
+    With ``checkpoint_dir``, Lightning keeps one resumable checkpoint there (``last.ckpt``,
+    written atomically by Lightning's checkpoint IO) every epoch or every
+    ``request.checkpoint_every_n_steps`` steps.
+    """
+    if checkpoint_dir is not None:
+        callbacks = [
+            *callbacks,
+            ModelCheckpoint(
+                dirpath=checkpoint_dir,
+                save_last=True,
+                save_top_k=0,
+                every_n_train_steps=request.checkpoint_every_n_steps,
+            ),
+        ]
     return pl.Trainer(
         accelerator=request.accelerator,
         devices=request.devices,
@@ -137,7 +206,7 @@ def make_trainer(
         max_steps=request.max_steps if request.max_steps is not None else -1,
         logger=CSVLogger(workdir, name="logs"),
         callbacks=[*callbacks, TQDMProgressBar(refresh_rate=10)],
-        enable_checkpointing=False,
+        enable_checkpointing=checkpoint_dir is not None,
         num_sanity_val_steps=0,
         log_every_n_steps=10,  # each logging step syncs the GPU; the record keeps every loss
         default_root_dir=workdir,
@@ -145,7 +214,12 @@ def make_trainer(
     )
 
 
-def execute(request: RunRequest) -> RunOutcome:
+def plan_run(request: RunRequest, backbone: BackboneIdentity | None = None) -> PlannedRun:
+    """Resolve task, backbone and key: everything ``execute`` checks before it reads data.
+
+    Without ``backbone`` the backbone is resolved from the request (weights read and verified);
+    a sweep passes the identity of a backbone it already resolved.
+    """
     subset = parse_subset(request.subset)
     task = get_task(request.task)
     task = for_subset(task, str(subset))
@@ -154,9 +228,12 @@ def execute(request: RunRequest) -> RunOutcome:
         raise BenchError("--max-steps must be at least 1.")
     if request.max_epochs is not None and request.max_epochs < 1:
         raise BenchError("--max-epochs must be at least 1.")
-    backbone = create_backbone(request.backbone, request.arch)
-    kind = get_kind(task.kind)
-
+    if request.checkpoint_every_n_steps is not None and request.checkpoint_every_n_steps < 1:
+        raise BenchError("--checkpoint-every-n-steps must be at least 1.")
+    loaded = None
+    if backbone is None:
+        loaded = create_backbone(request.backbone, request.arch)
+        backbone = BackboneIdentity(loaded.name, loaded.arch, loaded.provenance)
     config = {
         "task": task.resolved(),
         "subset": subset,
@@ -174,7 +251,19 @@ def execute(request: RunRequest) -> RunOutcome:
     }
     digest = config_hash(config)
     key = RunKey(task.name, task.protocol, backbone.name, request.seed, digest)
-    store = RunStore(request.results)
+    return PlannedRun(
+        task, str(subset), backbone, config, digest, key, RunStore(request.results), loaded
+    )
+
+
+def execute(request: RunRequest) -> RunOutcome:
+    plan = plan_run(request)
+    task, subset, config, digest, key, store = (
+        plan.task, plan.subset, plan.config, plan.digest, plan.key, plan.store
+    )
+    backbone = plan.loaded
+    assert backbone is not None
+    kind = get_kind(task.kind)
     done = store.completed(key)
     if done is not None and not request.force:
         print(f"already done: {store.run_dir(key)} (pass --force to run it again)")
@@ -206,11 +295,16 @@ def execute(request: RunRequest) -> RunOutcome:
         "data": describe(task, request.data_root, datamodule.splits),
         "hardware": hardware(),
         "started": started,
+        "class_names": list(class_names),
     }
-    workdir = store.root / "runs" / ".work" / f"{task.name}-{digest[:12]}-s{request.seed}"
+    workdir = plan.workdir
+    resume = _resumable_checkpoint(plan.last_checkpoint)
+    trainer: pl.Trainer | None = None
     try:
-        trainer = make_trainer(request, task.train.epochs, workdir, [losses])
-        trainer.fit(module, datamodule=datamodule)
+        trainer = make_trainer(
+            request, task.train.epochs, workdir, [losses], plan.last_checkpoint.parent
+        )
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         trainer.test(module, datamodule=datamodule, verbose=False)
         metrics = kind.evaluate(
             module.test_outputs, class_names, [task.metrics.primary, *task.metrics.others]
@@ -222,7 +316,8 @@ def execute(request: RunRequest) -> RunOutcome:
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
         record["traceback"] = traceback.format_exc(limit=20)
         record.update(ended=_now(), wall_seconds=round(time.perf_counter() - t0, 3))
-        store.write(key, record, lambda _d: None)
+        if _is_global_zero(trainer):
+            store.write(key, record, lambda _d: None)
         raise
     record.update(
         ended=_now(),
@@ -230,7 +325,8 @@ def execute(request: RunRequest) -> RunOutcome:
         training={
             "steps": int(trainer.global_step),
             "epochs_completed": int(trainer.current_epoch),
-            "losses": losses.losses,
+            "losses": losses.losses,  # since the resume, when resumed
+            "resumed_from_step": losses.start_step if resume is not None else None,
         },
         accelerator=type(trainer.accelerator).__name__,
         devices=trainer.num_devices,
@@ -249,6 +345,36 @@ def execute(request: RunRequest) -> RunOutcome:
         if log is not None and log.is_file():
             shutil.copyfile(log, run_dir / "train_log.csv")
 
+    if not trainer.is_global_zero:  # DDP: one record, written by global rank 0
+        return RunOutcome(store.run_dir(key), record, skipped=False, primary_process=False)
     run_dir = store.write(key, record, write_files)
     shutil.rmtree(workdir, ignore_errors=True)
     return RunOutcome(run_dir, record, skipped=False)
+
+
+def _is_global_zero(trainer: pl.Trainer | None) -> bool:
+    """Rank 0 of a DDP job (or the only process); before the Trainer exists, Lightning's rank
+    from the environment (RANK / LOCAL_RANK / SLURM_PROCID)."""
+    if trainer is not None:
+        return bool(trainer.is_global_zero)
+    return int(getattr(rank_zero_only, "rank", 0) or 0) == 0
+
+
+def _resumable_checkpoint(path: Path) -> Path | None:
+    """The run's last Lightning checkpoint if one survived an interruption, else None.
+
+    Lightning writes it atomically, so it is whole or absent; one that still fails to load
+    (a disk error, a torch upgrade) is set aside and the run starts over rather than failing
+    on every retry.
+    """
+    if not path.is_file():
+        return None
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any unreadable checkpoint: start over, keep it for inspection
+        aside = path.with_suffix(".unreadable")
+        os.replace(path, aside)
+        print(f"ignoring unreadable checkpoint {path} ({type(err).__name__}); kept as {aside}")
+        return None
+    print(f"resuming from {path}", flush=True)
+    return path

@@ -39,8 +39,11 @@ __all__ = [
     "bootstrap_indices",
     "holm_adjust",
     "paired_bootstrap",
+    "paired_bootstrap_batched",
+    "paired_bootstrap_batched_columns",
     "paired_bootstrap_mean",
     "paired_bootstrap_mean_columns",
+    "seed_delta_interval",
     "seed_interval",
     "verdict",
 ]
@@ -107,6 +110,38 @@ def seed_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95
     sem = float(x.std(ddof=1)) / math.sqrt(n)
     half = float(_sps.t.ppf(0.5 + confidence / 2.0, df=n - 1)) * sem
     return SeedSummary(mean=mean, low=mean - half, high=mean + half, n=n)
+
+
+def seed_delta_interval(
+    values_a: Sequence[float] | np.ndarray,
+    values_b: Sequence[float] | np.ndarray,
+    confidence: float = 0.95,
+) -> SeedSummary:
+    """Welch interval of ``mean(b) - mean(a)`` over training seeds (independent runs).
+
+    The paired bootstrap resamples test examples, so its interval says how much the delta would
+    move on another test set of the same size, not on another training run. This is the other
+    half: the spread of the delta between seeds, with Welch-Satterthwaite degrees of freedom
+    (the two backbones' seed variances need not be equal). ``n`` is the smaller seed count; the
+    interval is NaN unless both sides have at least two seeds.
+    """
+    _check_confidence(confidence)
+    a = np.asarray(values_a, dtype=np.float64)
+    b = np.asarray(values_b, dtype=np.float64)
+    for name, x in (("values_a", a), ("values_b", b)):
+        if x.ndim != 1 or x.size == 0 or not np.all(np.isfinite(x)):
+            raise ValueError(f"{name} must be a non-empty 1-D sequence of finite values")
+    delta = float(b.mean() - a.mean())
+    n = int(min(a.size, b.size))
+    if n < 2:
+        return SeedSummary(mean=delta, low=math.nan, high=math.nan, n=n)
+    va, vb = float(a.var(ddof=1)) / a.size, float(b.var(ddof=1)) / b.size
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        return SeedSummary(mean=delta, low=delta, high=delta, n=n)
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = float(_sps.t.ppf(0.5 + confidence / 2.0, df=df)) * se
+    return SeedSummary(mean=delta, low=delta - half, high=delta + half, n=n)
 
 
 # --------------------------------------------------------------------------- random stream
@@ -326,6 +361,87 @@ def paired_bootstrap_mean_columns(
     return [_summarise(float(point[j]), deltas[:, j], confidence, n) for j in range(k)]
 
 
+def paired_bootstrap_batched(
+    stat_a: Callable[[np.ndarray], np.ndarray],
+    stat_b: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    rng_seed: int = 0,
+) -> DeltaResult:
+    """:func:`paired_bootstrap` for metrics that can evaluate many replicates in one call.
+
+    ``stat_a``/``stat_b`` take a read-only int index matrix ``[R, n]`` (one replicate per row;
+    the full data is ``np.arange(n)[None]``) and return ``[R]`` metric values, already averaged
+    over seeds. Same replicates, interval and p-value as :func:`paired_bootstrap`; vectorising
+    over replicates (a per-class accuracy is one ``bincount`` for a whole chunk) is what makes
+    non-linear metrics such as mean per-class accuracy affordable for a leaderboard of hundreds
+    of comparisons.
+    """
+    point, deltas = _batched_deltas(stat_a, stat_b, n, n_boot, confidence, rng_seed)
+    if point.shape != (1,) or deltas.ndim != 1:
+        raise ValueError(
+            f"stat_a/stat_b must return one value per replicate ([R]), got shape "
+            f"{point.shape} on the full data (use paired_bootstrap_batched_columns for [R, K])"
+        )
+    return _summarise(float(point[0]), deltas, confidence, int(n))
+
+
+def paired_bootstrap_batched_columns(
+    stat_a: Callable[[np.ndarray], np.ndarray],
+    stat_b: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    rng_seed: int = 0,
+) -> list[DeltaResult]:
+    """Per-column version of :func:`paired_bootstrap_batched` (per-class AP over images).
+
+    The stats return ``[R, K]``: one row of K column metrics per replicate, NaN where a column
+    is undefined in that replicate (dropped from that column's interval, as in
+    :func:`paired_bootstrap_mean_columns`). One evaluation per replicate serves every column,
+    which matters when evaluating is the expensive part (VOC AP needs a sort per class).
+    """
+    point, deltas = _batched_deltas(stat_a, stat_b, n, n_boot, confidence, rng_seed)
+    if point.ndim != 2 or point.shape[0] != 1 or deltas.ndim != 2:
+        raise ValueError(
+            f"stat_a/stat_b must return [R, K] column values, got shape {point.shape} on the "
+            f"full data"
+        )
+    return [
+        _summarise(float(point[0, j]), deltas[:, j], confidence, int(n))
+        for j in range(point.shape[1])
+    ]
+
+
+def _batched_deltas(
+    stat_a: Callable[[np.ndarray], np.ndarray],
+    stat_b: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    n_boot: int,
+    confidence: float,
+    rng_seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Point delta on the full data and the replicate deltas, stacked along the first axis."""
+    _check_confidence(confidence)
+    _check_n_boot(n_boot)
+    _check_n_examples(n)
+    full = np.arange(int(n))[None, :]
+    full.flags.writeable = False
+    with np.errstate(invalid="ignore", divide="ignore"):
+        point = np.asarray(stat_b(full), np.float64) - np.asarray(stat_a(full), np.float64)
+        parts = []
+        for idx in _index_chunks(int(n), n_boot, rng_seed):
+            delta = np.asarray(stat_b(idx), np.float64) - np.asarray(stat_a(idx), np.float64)
+            if delta.shape[:1] != idx.shape[:1]:
+                raise ValueError(
+                    f"stat_a/stat_b returned {delta.shape[0] if delta.ndim else 1} values for "
+                    f"{idx.shape[0]} replicates: they must return one row per replicate"
+                )
+            parts.append(delta)
+    return point, np.concatenate(parts)
+
+
 def _multiplicity_product(sums: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     """``counts [R, N] -> counts @ sums [R, W]``, sparse when most entries are zero.
 
@@ -367,7 +483,9 @@ def holm_adjust(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
     return out
 
 
-def verdict(result: DeltaResult, metric_name: str, alpha: float = 0.05) -> str:
+def verdict(
+    result: DeltaResult, metric_name: str, alpha: float = 0.05, subject: str = "blurred"
+) -> str:
     """Plain-words reading of a comparison, e.g. ``"top1: blurred higher by 0.8 points (p=0.003)"``.
 
     A difference is called only when the interval excludes 0 *and* ``p < alpha``; otherwise the
@@ -375,6 +493,7 @@ def verdict(result: DeltaResult, metric_name: str, alpha: float = 0.05) -> str:
     ``alpha = 1 - result.confidence`` (the default matches the default 95% interval) so the two
     criteria agree. Differences are in points (metric fractions x 100), to one decimal place,
     or two significant digits below 0.05 points, so a called difference never prints as 0.0.
+    ``subject`` names the ``b`` side (``"overlayed"``, or a backbone name for explicit pairs).
     """
     if not (math.isfinite(result.delta) and math.isfinite(result.p_value)):
         return f"{metric_name}: not enough data for a comparison"
@@ -385,7 +504,7 @@ def verdict(result: DeltaResult, metric_name: str, alpha: float = 0.05) -> str:
     amount = f"{points:.1f}" if points >= 0.05 else f"{points:.2g}"
     direction = "higher" if result.delta > 0 else "lower"
     p_text = "p<0.001" if result.p_value < 0.001 else f"p={result.p_value:.3f}"
-    return f"{metric_name}: blurred {direction} by {amount} points ({p_text})"
+    return f"{metric_name}: {subject} {direction} by {amount} points ({p_text})"
 
 
 # --------------------------------------------------------------------------- helpers

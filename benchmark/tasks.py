@@ -111,6 +111,16 @@ class DetectionSpec(_Strict):
     horizontal_flip: bool = True  # training augmentation, boxes flipped with the image
 
 
+class ResourceSpec(_Strict):
+    """What one run of the task asks a cluster for (``bench sweep --launcher slurm``). Not part
+    of the run key: a longer time limit does not change a result."""
+
+    gpus: Annotated[int, Field(ge=0)] = 1  # per run; --devices N asks for N
+    cpus: Annotated[int, Field(ge=1)] = 8  # per run, for the data loaders
+    mem_gb: Annotated[int, Field(ge=1)] = 32
+    timeout_min: Annotated[int, Field(ge=1)] = 240  # a run cut off resumes from its checkpoint
+
+
 class SmokeSpec(_Strict):
     """The tiny subset CI runs: examples per split, plus field overrides (small images)."""
 
@@ -136,6 +146,7 @@ class Task(_Strict):
     detection: DetectionSpec | None = None  # required for kind detection
     smoke: SmokeSpec
     groups: dict[str, list[str]] = Field(default_factory=dict)  # e.g. CelebA attribute regions
+    resources: ResourceSpec = ResourceSpec()
 
     @model_validator(mode="after")
     def _check_registries(self) -> Task:
@@ -166,8 +177,9 @@ class Task(_Strict):
         return self
 
     def resolved(self) -> dict[str, Any]:
-        """The full config as plain JSON data: what the record stores and hashes."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The full config as plain JSON data: what the record stores and hashes (cluster
+        resources aside: they do not change a result)."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"resources"})
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:

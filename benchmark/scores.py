@@ -1,0 +1,195 @@
+"""Per-example scores: what a run's saved predictions give the leaderboard's paired tests.
+
+A task kind turns one run directory into a :class:`RunScores` (``KindSpec.scores``); the
+leaderboard then compares two backbones example by example without knowing the kind. A metric
+is offered in one of two forms:
+
+* :class:`ExampleScores`: the metric is the mean over test examples of per-example scores
+  (top-1: 1 if correct; per-attribute accuracy: one column per attribute). Bootstrapped by the
+  fast linear routines of :mod:`benchmark.stats`.
+* :class:`ResampledMetric`: anything else (mAP, mean per-class accuracy, balanced accuracy),
+  recomputed on whole chunks of bootstrap replicates at once: ``compute(idx)`` takes an index
+  matrix ``[R, N]`` (one resample of the test examples per row) and returns ``[R]`` values, or
+  ``[R, K]`` for a per-class / per-attribute metric.
+
+Metric names are the record's (``record["metrics"]``), so a score can be checked against the
+number the run reported. The helpers below are vectorised over replicates because the
+leaderboard runs thousands of replicates per comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ExampleScores:
+    """``values`` [N] or [N, K]; NaN: the example does not count for that column (per-class
+    accuracy counts only the examples of that class). ``columns`` names the K columns."""
+
+    values: np.ndarray
+    columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        width = self.values.shape[1] if self.values.ndim == 2 else 0
+        if self.values.ndim not in (1, 2) or len(self.columns) != width:
+            raise ValueError(
+                f"ExampleScores: values of shape {self.values.shape} need "
+                f"{width} column names, got {len(self.columns)}"
+            )
+
+    def compute(self, idx: np.ndarray) -> np.ndarray:
+        """The metric on each resample (rows of ``idx``), as :class:`ResampledMetric` would."""
+        if self.values.ndim == 1:
+            return self.values[idx].mean(axis=1)
+        counts = multiplicities(idx, len(self.values))
+        valid = ~np.isnan(self.values)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (counts @ np.where(valid, self.values, 0.0)) / (counts @ valid)
+
+
+@dataclass(frozen=True)
+class ResampledMetric:
+    """A metric recomputed per resample: ``compute(idx [R, N]) -> [R]`` or ``[R, K]``."""
+
+    compute: Callable[[np.ndarray], np.ndarray]
+    columns: tuple[str, ...] = ()
+
+
+Scored = ExampleScores | ResampledMetric
+
+
+@dataclass(frozen=True)
+class RunScores:
+    """One run's test set, ready for paired comparisons.
+
+    ``example_ids`` [N] pairs two runs example by example (same ids, any order). ``metrics``
+    maps record metric names to their scores; metrics a kind cannot resample are absent and the
+    leaderboard compares them by their seed means only.
+    """
+
+    example_ids: np.ndarray
+    metrics: dict[str, Scored] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.example_ids)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def multiplicities(idx: np.ndarray, n: int) -> np.ndarray:
+    """``[R, N]`` float counts: how often each example occurs in each resample row.
+
+    Metrics that are sums over examples become one matrix product ``counts @ X`` for a whole
+    chunk of replicates, instead of a gather per replicate.
+    """
+    rows = idx.shape[0]
+    flat = (idx + (np.arange(rows) * n)[:, None]).ravel()
+    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(np.float64)
+
+
+def nanmean_rows(values: np.ndarray) -> np.ndarray:
+    """Mean over the last axis ignoring NaN, NaN (no warning) where a row is all NaN."""
+    valid = ~np.isnan(values)
+    count = valid.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(valid, values, 0.0).sum(axis=-1) / np.where(count > 0, count, np.nan)
+
+
+def per_class_accuracy_scores(
+    correct: np.ndarray, target: np.ndarray, num_classes: int
+) -> np.ndarray:
+    """``[N, C]``: the example's 0/1 correctness in its own class's column, NaN elsewhere, so
+    the per-column mean is per-class accuracy (recall) over the resampled examples."""
+    out = np.full((len(target), num_classes), np.nan)
+    out[np.arange(len(target)), target] = correct
+    return out
+
+
+def mean_per_class_accuracy_metric(
+    correct: np.ndarray, target: np.ndarray, num_classes: int
+) -> ResampledMetric:
+    """Mean over the classes present in a resample of their accuracy, for a chunk of resamples
+    with two ``bincount`` calls (keyed by replicate x class)."""
+
+    def compute(idx: np.ndarray) -> np.ndarray:
+        rows = idx.shape[0]
+        keys = (target[idx] + (np.arange(rows) * num_classes)[:, None]).ravel()
+        size = rows * num_classes
+        hits = np.bincount(keys, weights=correct[idx].ravel(), minlength=size)
+        counts = np.bincount(keys, minlength=size).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            acc = (hits / counts).reshape(rows, num_classes)
+        return nanmean_rows(acc)
+
+    return ResampledMetric(compute)
+
+
+def average_precision_metric(
+    scores: np.ndarray, positive: np.ndarray, columns: Sequence[str]
+) -> ResampledMetric:
+    """Per-column average precision ``[R, K]`` under resampling (multi-label attributes).
+
+    The step-wise (uninterpolated) AP of scikit-learn and torchmetrics: precision at each
+    distinct score threshold, weighted by the recall gained there. Each column's examples are
+    sorted once; a resample only re-weights them by their multiplicities, so a replicate is a
+    cumulative sum, not a sort. NaN where a resample has no positive.
+    """
+    n, k = positive.shape
+    orders, ends = [], []
+    for j in range(k):
+        order = np.argsort(-scores[:, j], kind="stable")
+        sorted_scores = scores[order, j]
+        last_of_tie = np.flatnonzero(np.r_[sorted_scores[1:] != sorted_scores[:-1], True])
+        orders.append(order)
+        ends.append(last_of_tie)
+    pos = positive.astype(np.float64)
+
+    def compute(idx: np.ndarray) -> np.ndarray:
+        counts = multiplicities(idx, n)
+        out = np.empty((idx.shape[0], k))
+        for j in range(k):
+            w = counts[:, orders[j]]
+            tp = np.cumsum(w * pos[orders[j], j], axis=1)[:, ends[j]]
+            seen = np.cumsum(w, axis=1)[:, ends[j]]
+            total_pos = tp[:, -1:]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                precision = tp / seen
+                recall_gain = np.diff(tp, axis=1, prepend=0.0) / total_pos
+                out[:, j] = np.sum(np.where(recall_gain > 0, recall_gain * precision, 0.0), axis=1)
+            out[total_pos[:, 0] == 0, j] = np.nan
+        return out
+
+    return ResampledMetric(compute, tuple(columns))
+
+
+def group_metric(scored: Scored, groups: Mapping[str, Sequence[str]]) -> Scored | None:
+    """A per-group view of a per-column metric (attributes by face region): each group's
+    value is the mean of its members' column metrics, as the record's ``per_group_*`` are.
+
+    Without NaN the per-example mean over a group's columns has exactly that mean, so the fast
+    linear form is kept; otherwise the columns are recomputed per resample and averaged.
+    Returns None when a group names a column the metric does not have.
+    """
+    names = list(groups)
+    try:
+        members = [[scored.columns.index(m) for m in groups[g]] for g in names]
+    except ValueError:
+        return None
+    if not names or any(not m for m in members):
+        return None
+    if isinstance(scored, ExampleScores) and not np.isnan(scored.values).any():
+        values = np.stack([scored.values[:, m].mean(axis=1) for m in members], axis=1)
+        return ExampleScores(values, tuple(names))
+    inner = scored.compute
+
+    def compute(idx: np.ndarray) -> np.ndarray:
+        per_column = inner(idx)
+        return np.stack([nanmean_rows(per_column[:, m]) for m in members], axis=1)
+
+    return ResampledMetric(compute, tuple(names))

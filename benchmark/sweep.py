@@ -1,0 +1,277 @@
+"""``bench sweep``: backbones x tasks x seeds, each a ``bench run``, resumable and idempotent.
+
+A sweep is planned before anything runs: every (task, backbone, seed) is resolved to the key
+``bench run`` would give it (``benchmark.runner.plan_run``: same task overrides, same backbone
+sha256), so the plan knows which runs are done (a completed record with that key), which were
+interrupted (a Lightning checkpoint in the run's work folder, resumed from), and which are to
+run. Running a sweep again therefore continues where it stopped and never duplicates a run; a
+changed hyperparameter is a new key, hence new runs.
+
+The sweep is described by command-line options, a small YAML file (``--file``), or both (the
+command line wins). Launchers (:mod:`benchmark.launchers`) then run the missing runs: one after
+the other here (default), or as a SLURM job array through submitit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from benchmark import paths
+from benchmark.errors import BenchError
+from benchmark.runner import BackboneIdentity, PlannedRun, RunRequest, plan_run
+from benchmark.yaml_files import read_yaml
+
+LauncherName = Literal["local", "slurm", "submitit-local", "submitit-debug"]
+
+# Options a sweep file may set, with the RunRequest field each one fills.
+RUN_OPTIONS = (
+    "subset", "data_root", "download", "results", "devices", "accelerator", "precision",
+    "strategy", "max_epochs", "max_steps", "num_workers", "force", "save_weights",
+    "checkpoint_every_n_steps", "arch",
+)  # fmt: skip
+
+
+class SweepFile(BaseModel):
+    """The YAML form of a sweep; every key is optional and the command line overrides it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backbones: list[str] | str | None = None
+    tasks: list[str] | str | None = None
+    seeds: list[int] | int | str | None = None
+    set: dict[str, Any] | list[str] = Field(default_factory=dict)
+    launcher: LauncherName | None = None
+    slurm: dict[str, Any] = Field(default_factory=dict)
+    subset: str | None = None
+    data_root: str | None = None
+    download: bool | None = None
+    results: str | None = None
+    devices: str | int | None = None
+    accelerator: str | None = None
+    precision: str | None = None
+    strategy: str | None = None
+    max_epochs: int | None = None
+    max_steps: int | None = None
+    num_workers: int | None = None
+    force: bool | None = None
+    save_weights: bool | None = None
+    checkpoint_every_n_steps: int | None = None
+    arch: str | None = None
+
+
+def read_sweep_file(path: Path) -> SweepFile:
+    raw = read_yaml(Path(path))
+    if not isinstance(raw, dict):
+        raise BenchError(f"{path}: expected a mapping (backbones:, tasks:, seeds:, ...).")
+    try:
+        return SweepFile.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        known = ", ".join(SweepFile.model_fields)
+        raise BenchError(f"{path}: {where}: {msg} (keys: {known}).") from None
+
+
+@dataclass
+class SweepSpec:
+    """A resolved sweep: names, seeds, the request every run starts from, the launcher."""
+
+    backbones: list[str]
+    tasks: list[str]
+    seeds: list[int]
+    template: RunRequest
+    launcher: str = "local"
+    slurm: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def split_list(value: Sequence[str] | str | None) -> list[str]:
+    """``"a,b"`` or ``["a", "b,c"]`` -> ``["a", "b", "c"]`` (blank items dropped)."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def parse_seeds(value: Sequence[int] | int | str | None) -> list[int]:
+    """``"0,1,2"``, ``"0-4"``, ``3`` or ``[0, 1]`` -> distinct seeds in the given order."""
+    if value is None:
+        return [0]
+    items: list[Any] = [value] if isinstance(value, (int, str)) else list(value)
+    seeds: list[int] = []
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                if "-" in part[1:]:
+                    lo, hi = part.split("-", 1) if not part.startswith("-") else ("", "")
+                    chunk = list(range(int(lo), int(hi) + 1))
+                    if not chunk:
+                        raise ValueError
+                else:
+                    chunk = [int(part)]
+            except ValueError:
+                raise BenchError(
+                    f"--seeds: {part!r} is not a seed; use e.g. 0,1,2 or 0-4."
+                ) from None
+            seeds += [s for s in chunk if s not in seeds]
+    if not seeds:
+        raise BenchError("--seeds: no seed given; use e.g. --seeds 0,1,2.")
+    return seeds
+
+
+def expand_tasks(names: list[str]) -> list[str]:
+    """Task names, with ``all`` for every registered task; each name is checked."""
+    from benchmark.tasks import get_task, list_tasks
+
+    if not names:
+        raise BenchError("no tasks: pass --tasks NAME[,NAME...] or --tasks all.")
+    out: list[str] = []
+    for name in names:
+        if name == "all":
+            tasks, broken = list_tasks()
+            if broken:
+                first = next(iter(broken.values()))
+                raise BenchError(f"--tasks all: {len(broken)} task file(s) do not validate; "
+                                 f"fix them first: {first}")
+            out += [t.name for t in tasks if t.name not in out]
+        else:
+            get_task(name)  # unknown names fail here, with suggestions
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def expand_backbones(specs: list[str]) -> list[str]:
+    """Backbone names, shell patterns over the registry (``'blurred_*'``), or checkpoint paths."""
+    from benchmark.backbones import looks_like_path, select_entries
+
+    if not specs:
+        raise BenchError("no backbones: pass --backbones NAME[,NAME...] (or a sweep --file).")
+    out: list[str] = []
+    for spec in specs:
+        is_pattern = any(c in spec for c in "*?[") and not looks_like_path(spec)
+        names = [e.name for e in select_entries([spec])] if is_pattern else [spec]
+        out += [n for n in names if n not in out]
+    return out
+
+
+def build_spec(
+    file: Path | None, cli: dict[str, Any], overrides: list[str] | None = None
+) -> SweepSpec:
+    """Merge the sweep file and the command line (``cli`` holds only options the user gave)."""
+    sweep = read_sweep_file(file) if file is not None else SweepFile()
+    merged: dict[str, Any] = {}
+    for name in RUN_OPTIONS:
+        value = cli.get(name)
+        if value is None:
+            value = getattr(sweep, name)
+        if value is not None:
+            merged[name] = value
+    for name in ("data_root", "results"):
+        if name in merged:
+            merged[name] = Path(merged[name])
+    if "devices" in merged:
+        merged["devices"] = str(merged["devices"])
+    file_set = sweep.set
+    set_pairs = (
+        [f"{k}={_yaml_scalar(v)}" for k, v in file_set.items()]
+        if isinstance(file_set, dict) else list(file_set)
+    )
+    template = RunRequest(
+        task="", backbone="", overrides=[*set_pairs, *(overrides or [])],
+        data_root=merged.pop("data_root", paths.default_data_root()), **merged,
+    )  # fmt: skip
+    backbones = split_list(cli.get("backbones") or sweep.backbones)
+    tasks = split_list(cli.get("tasks") or sweep.tasks)
+    seeds = parse_seeds(cli.get("seeds") if cli.get("seeds") is not None else sweep.seeds)
+    slurm = {**sweep.slurm, **(cli.get("slurm") or {})}
+    launcher = cli.get("launcher") or sweep.launcher or "local"
+    return SweepSpec(expand_backbones(backbones), expand_tasks(tasks), seeds, template,
+                     launcher, slurm)
+
+
+def _yaml_scalar(value: Any) -> str:
+    import json
+
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+# --------------------------------------------------------------------------- plan
+
+Status = Literal["done", "resume", "to run"]
+
+
+@dataclass
+class SweepItem:
+    request: RunRequest
+    plan: PlannedRun
+    status: Status
+
+    @property
+    def label(self) -> str:
+        return f"{self.plan.task.name} × {self.plan.backbone.name} × seed {self.request.seed}"
+
+
+def resolve_backbones(specs: list[str], arch: str | None) -> dict[str, BackboneIdentity]:
+    """Each backbone once: weights located (downloaded into the cache if missing, as every run
+    needs them anyway) and verified, so each run key holds the real sha256. The network is
+    dropped straight away: a sweep plan keeps no weights in memory."""
+    from benchmark.backbones import create_backbone
+
+    out = {}
+    for spec in specs:
+        loaded = create_backbone(spec, arch)
+        out[spec] = BackboneIdentity(loaded.name, loaded.arch, loaded.provenance)
+        del loaded
+    return out
+
+
+def plan_sweep(spec: SweepSpec) -> list[SweepItem]:
+    """Every run of the sweep with its key and status; seeds outermost, so an interrupted
+    sweep has whole seeds of every comparison first."""
+    identities = resolve_backbones(spec.backbones, spec.template.arch)
+    items: list[SweepItem] = []
+    seen: dict[Any, SweepItem] = {}
+    for seed in spec.seeds:
+        for task in spec.tasks:
+            for backbone in spec.backbones:
+                request = dataclasses.replace(spec.template, task=task, backbone=backbone,
+                                              seed=seed)
+                plan = plan_run(request, identities[backbone])
+                if plan.key in seen:  # the same backbone under two names: one run
+                    continue
+                status: Status
+                if plan.store.completed(plan.key) is not None and not request.force:
+                    status = "done"
+                elif plan.last_checkpoint.is_file():
+                    status = "resume"
+                else:
+                    status = "to run"
+                item = SweepItem(request, plan, status)
+                seen[plan.key] = item
+                items.append(item)
+    return items
+
+
+def describe_plan(spec: SweepSpec, items: list[SweepItem]) -> list[str]:
+    counts = {s: sum(1 for i in items if i.status == s) for s in ("done", "resume", "to run")}
+    lines = [
+        f"sweep: {len(spec.backbones)} backbone(s) × {len(spec.tasks)} task(s) × "
+        f"{len(spec.seeds)} seed(s) = {len(items)} runs: {counts['done']} done, "
+        f"{counts['resume']} interrupted (resume from their checkpoint), "
+        f"{counts['to run']} to run; results in {spec.template.results}"
+    ]
+    width = max((len(i.label) for i in items), default=0)
+    for item in items:
+        where = item.plan.last_checkpoint if item.status == "resume" else item.plan.run_dir
+        lines.append(f"  [{item.status:>6}]  {item.label:<{width}}  {where}")
+    return lines
