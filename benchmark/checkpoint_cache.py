@@ -91,12 +91,9 @@ def fetch_url_file(url: str, name: str, hash_prefix: str | None) -> tuple[Path, 
             + "."
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.name}.partial")
-    try:
-        torch.hub.download_url_to_file(url, str(partial), hash_prefix=hash_prefix, progress=True)
-        os.replace(partial, dest)
+    try:  # writes a uniquely named temporary file and moves it into place: ranks may race
+        torch.hub.download_url_to_file(url, str(dest), hash_prefix=hash_prefix, progress=True)
     except (OSError, RuntimeError) as err:  # URLError is an OSError; a hash mismatch, Runtime
-        partial.unlink(missing_ok=True)
         first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
         raise BenchError(
             f"backbone {name}: could not download {url} ({first}); check the network, or "

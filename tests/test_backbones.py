@@ -194,3 +194,48 @@ def test_a_fine_tuned_run_as_a_backbone(paper_resnet18: Path, cifar_root: Path,
     with pytest.raises(BenchError, match=r"this run did not keep its weights; run it again with "
                                          r"`bench run \.\.\. --save-weights --force`"):
         create_backbone(str(without))
+
+
+def test_url_weights_download_once_with_torchvision_hash_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The download path of the original_* entries (torch.hub's downloader, torchvision's
+    file-name hash prefix), against a file served on loopback."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from benchmark.checkpoint_cache import fetch_url_file
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    served = tmp_path / "served"
+    served.mkdir()
+    source = served / "weights.pth"
+    torch.save(torchvision.models.squeezenet1_0().state_dict(), source)
+    prefix = hashlib.sha256(source.read_bytes()).hexdigest()[:8]
+    source.rename(served / f"squeezenet1_0-{prefix}.pth")
+    shutil.copyfile(served / f"squeezenet1_0-{prefix}.pth", served / "squeezenet1_0-00000000.pth")
+    requests: list[str] = []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            requests.append(self.path)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 functools.partial(Handler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        path, was_cached = fetch_url_file(f"{base}/squeezenet1_0-{prefix}.pth", "x", prefix)
+        assert not was_cached and path == tmp_path / "cache" / "url" / path.name
+        assert path.read_bytes() == (served / path.name).read_bytes()
+        again, was_cached = fetch_url_file(f"{base}/squeezenet1_0-{prefix}.pth", "x", prefix)
+        assert was_cached and again == path and len(requests) == 1
+        with pytest.raises(BenchError, match=r'could not download .*invalid hash value '
+                                             r'\(expected "00000000"'):
+            fetch_url_file(f"{base}/squeezenet1_0-00000000.pth", "x", "00000000")
+        assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # nothing left
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -225,8 +225,16 @@ def test_timm_missing_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
         create_backbone("timm:resnet18.a1_in1k")
 
 
-def test_wrong_filename_and_wrong_arch_in_the_registry(hub: HubStandIn, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_revision_pinning_and_registry_mistakes(hub: HubStandIn, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    private_registry(tmp_path, monkeypatch, revision=hub.commit)  # pinned to a commit
+    pinned = create_backbone("pinned_r18")
+    assert (pinned.provenance["revision"], pinned.provenance["commit"]) == (hub.commit,
+                                                                            hub.commit)
+    assert f"/resolve/{hub.commit}/{R18_FILE}" in hub.requests[-1][1]
+    private_registry(tmp_path, monkeypatch, revision="v9")
+    with pytest.raises(BenchError, match="has no revision 'v9'; fix its `revision` in /"):
+        create_backbone("pinned_r18")
     private_registry(tmp_path, monkeypatch, filename="resnet18_blurred.pth")
     with pytest.raises(BenchError, match="has no file 'resnet18_blurred.pth' at revision main; "
                                          "fix its `filename`"):
