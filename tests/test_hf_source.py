@@ -77,6 +77,7 @@ def test_same_record_either_way(data_root: Path, paper_resnet18: Path, tmp_path:
             records[record["data"]["source"]] = (record, dict(data))
     (tv, tv_pred), (hf, hf_pred) = records["torchvision"], records["hf"]
     assert hf["data"]["hf"]["id"] == str(data_root / "celeba_hf") and hf["data"]["fixture"]
+    assert hf["data"]["hf"]["revision"] is None  # the YAML's Hub revision means nothing here
     assert hf["data"]["sizes"] == tv["data"]["sizes"]
     assert np.array_equal(hf_pred["example_id"], tv_pred["example_id"])
     assert np.array_equal(hf_pred["target"], tv_pred["target"])

@@ -93,7 +93,9 @@ def load_hf_split(task: Task, split: str) -> SplitData:
     source = resolve_dataset_id(spec.id)
     hf_split = spec.splits.get(split, split)
     manifest = None
-    if Path(source).is_absolute():
+    local = Path(source).is_absolute()
+    if local:
+        spec = spec.model_copy(update={"revision": None})  # a folder has no Hub revision
         manifest = read_manifest(Path(source), f"{task.data.adapter}-hf")
         if manifest is not None:
             _check_manifest(Path(source), manifest)
@@ -244,7 +246,6 @@ def write_hf_fixture(
     ``configs`` block maps split names to files, as Hub datasets declare them. Image columns
     take encoded bytes. A manifest marks the folder as a fixture (and pins its md5s)."""
     import datasets
-    import pyarrow.parquet as pq
     import yaml
 
     from benchmark.atomic import atomic_write_text
@@ -262,7 +263,13 @@ def write_hf_fixture(
         }
         table = datasets.Dataset.from_dict(rows, features=features)
         path = folder / subdir / f"{split}-00000-of-00001.parquet"
-        pq.write_table(table.data.table, path)  # keeps the features in the schema metadata
+        quiet = datasets.utils.are_progress_bars_disabled()
+        datasets.utils.disable_progress_bars()  # a bar per tiny shard is noise
+        try:
+            table.to_parquet(str(path))  # stores the features (ClassLabel names) with the data
+        finally:
+            if not quiet:
+                datasets.utils.enable_progress_bars()
         written.append(path)
     card = {
         "configs": [
