@@ -273,7 +273,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
           f"{len(board.comparisons)} comparison(s), {len(board.problems)} problem(s) listed")
     for path in written.values():
         print(f"wrote {path}")
-    print(f"built in {time.perf_counter() - t0:.2f} s")
+    parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in board.timings.items())
+    print(f"built in {time.perf_counter() - t0:.2f} s ({parts})")
     return 0
 
 

@@ -675,7 +675,8 @@ def _verdict(
             called = seeds.low > 0 or seeds.high < 0
             word = "differs" if called else "no detectable difference"
             return f"{metric}: {word} across seeds (no paired test: predictions unavailable)"
-        return f"{metric}: not enough data for a comparison"
+        return (f"{metric}: not enough data for a comparison (no paired test: predictions "
+                f"unavailable; fewer than two seeds on a side)")
     text = verdict(paired, metric, alpha=alpha, subject=subject)
     called = "no detectable difference" not in text and "not enough" not in text
     if called and seeds is not None and math.isfinite(seeds.low) and seeds.low <= 0 <= seeds.high:

@@ -58,15 +58,18 @@ def pts(value: float | None) -> str:
 
 
 def signed(value: float | None) -> str:
+    """A difference in points with its sign; exactly ``0.00`` when it rounds to zero (no -0.00
+    from float noise)."""
     if value is None or not math.isfinite(value):
         return "–"
-    return f"{100.0 * value:+.2f}"
+    shown = round(100.0 * value, 2)
+    return "0.00" if shown == 0 else f"{shown:+.2f}"
 
 
 def interval(low: float | None, high: float | None) -> str:
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
         return "–"
-    return f"[{100.0 * low:+.2f}, {100.0 * high:+.2f}]"
+    return f"[{signed(low)}, {signed(high)}]"
 
 
 def p_text(p: float | None) -> str:
@@ -313,7 +316,7 @@ def _context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
 # --------------------------------------------------------------------------- markdown
 
 
-_MD_SPECIAL = re.compile(r"([\\`*\[\]<>|])")
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|]|<(?=[A-Za-z/!?]))")
 
 
 def md(text: Any) -> str:
@@ -353,7 +356,8 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
     lines += ["## Comparisons (primary metric)", ""]
     if ctx["summary"]:
         lines += _md_table(
-            ["task", "original", "compared", "metric", "original", "compared", "delta",
+            ["task", "original backbone", "compared backbone", "metric", "original", "compared",
+             "delta",
              "95% interval (test examples)", "p", "95% interval (seeds)", "verdict"],
             [
                 [md(s["task"]) + (" **[fixture]**" if s["fixture"] else ""), md(s["a"]),
@@ -521,6 +525,7 @@ _HTML = """<!DOCTYPE html>
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px;
        padding: 0 1em; color: #1d1d1f; }
 table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-variant-numeric: tabular-nums; }
+.scroll { overflow-x: auto; }
 th, td { border: 1px solid #d0d0d7; padding: 3px 7px; text-align: left; vertical-align: top; }
 th { background: #f2f2f6; }
 td.num { text-align: right; white-space: nowrap; }
@@ -552,9 +557,9 @@ backbones.</div>
 
 <h2 id="comparisons">Comparisons (primary metric)</h2>
 {% if summary %}
-<table id="comparison-summary">
-<tr><th>task</th><th>original</th><th>compared</th><th>metric</th><th>original</th>
-<th>compared</th><th>delta</th><th>95% interval (test examples)</th><th>p</th>
+<div class="scroll"><table id="comparison-summary">
+<tr><th>task</th><th>original backbone</th><th>compared backbone</th><th>metric</th>
+<th>original</th><th>compared</th><th>delta</th><th>95% interval (test examples)</th><th>p</th>
 <th>95% interval (seeds)</th><th>verdict</th></tr>
 {% for s in summary %}
 <tr><td><a href="#{{ s.anchor }}">{{ s.task }}</a>{% if s.fixture %}<span
@@ -563,7 +568,7 @@ class="badge fixture">FIXTURE</span>{% endif %}</td><td>{{ s.a }}</td><td>{{ s.b
 <td class="num">{{ s.delta }}</td><td class="num">{{ s.ci }}</td><td class="num">{{ s.p }}</td>
 <td class="num">{{ s.seeds }}</td><td>{{ s.verdict }}</td></tr>
 {% endfor %}
-</table>
+</table></div>
 {% else %}
 <p>No comparison: no setting holds both an original-data backbone and its blurred counterpart
 (see the problems list, or pair backbones with <code>--pair</code>).</p>
@@ -572,7 +577,7 @@ class="badge fixture">FIXTURE</span>{% endif %}</td><td>{{ s.a }}</td><td>{{ s.b
 {% for st in settings %}
 <section class="setting" id="{{ st.anchor }}">
 <h2>{{ st.title }}{% if st.fixture %}<span class="badge fixture">FIXTURE DATA</span>{% endif %}</h2>
-<table class="backbones">
+<div class="scroll"><table class="backbones">
 <tr><th>backbone</th><th>arch</th><th>pretraining data</th>
 {% for m in st.metrics %}<th>{{ m }}{% if m == st.primary %} (primary){% endif %}</th>{% endfor %}
 <th>seeds</th><th>runs (records)</th></tr>
@@ -585,14 +590,14 @@ class="badge fixture">FIXTURE</span>{% endif %}</td><td>{{ s.a }}</td><td>{{ s.b
 <td>{% for label, href in r.runs %}<a href="{{ href | urlquote }}">{{ label }}</a>
 {% endfor %}</td></tr>
 {% endfor %}
-</table>
+</table></div>
 {% for c in st.comparisons %}
 <h3 id="{{ c.anchor }}">{{ c.title }}{% if c.fixture
 %}<span class="badge fixture">FIXTURE</span>{% endif %}</h3>
 <p class="note">{% if c.explicit %}explicit pair{% else %}paired by architecture{% endif %};
 {% if c.n_examples %}{{ c.n_examples }} test examples, {{ c.seeds[0] }} + {{ c.seeds[1] }} seeds
 in the paired test{% else %}no paired test{% endif %}</p>
-<table class="comparison">
+<div class="scroll"><table class="comparison">
 <tr><th>metric</th><th>{{ c.a }}</th><th>{{ c.b }}</th><th>delta</th>
 <th>95% interval (examples)</th><th>p</th><th>95% interval (seeds)</th><th>verdict</th></tr>
 {% for r in c.rows %}
@@ -600,17 +605,17 @@ in the paired test{% else %}no paired test{% endif %}</p>
 <td class="num">{{ r.delta }}</td><td class="num">{{ r.ci }}</td><td class="num">{{ r.p }}</td>
 <td class="num">{{ r.seeds }}</td><td>{{ r.verdict }}</td></tr>
 {% endfor %}
-</table>
+</table></div>
 {% for v in c.views %}
 <details{% if loop.first %} open{% endif %}>
-<summary>Most affected: {{ v.caption }}</summary>
-<table class="affected">
+<summary>Most affected: {{ v.caption }}; orange in the plot</summary>
+<div class="scroll"><table class="affected">
 <tr><th>column</th><th>delta</th><th>95% interval</th><th>p</th><th>p (Holm)</th></tr>
 {% for r in v.rows %}
 <tr><td>{{ r.column }}</td><td class="num">{{ r.delta }}</td><td class="num">{{ r.ci }}</td>
 <td class="num">{{ r.p }}</td><td class="num">{{ r.p_holm }}</td></tr>
 {% endfor %}
-</table>
+</table></div>
 {% if v.plot_b64 %}<img class="plot" alt="{{ v.metric }} deltas with intervals"
 src="data:image/png;base64,{{ v.plot_b64 }}">{% endif %}
 </details>
@@ -626,7 +631,7 @@ src="data:image/png;base64,{{ v.plot_b64 }}">{% endif %}
 <code>analysis/overall_accuracy.py</code>; Table 3 of Yang et al., ICML 2022): ImageNet
 validation top-1 (%) of models trained on original vs face-blurred images, mean ± std over runs.
 <strong>Reference rows, not results of this benchmark.</strong></p>
-<table id="reference-table">
+<div class="scroll"><table id="reference-table">
 <tr><th>model (reference)</th><th>original</th><th>blurred</th>
 <th>delta (blurred − original)</th></tr>
 {% for r in reference %}
@@ -634,19 +639,19 @@ validation top-1 (%) of models trained on original vs face-blurred images, mean 
 <td class="num">{{ r.original }}</td><td class="num">{{ r.blurred }}</td>
 <td class="num">{{ r.delta }}</td></tr>
 {% endfor %}
-</table>
+</table></div>
 </section>
 
 <section id="problems">
 <h2>Failed, unreadable or unused records</h2>
 {% if problems %}
-<table id="problem-table">
+<div class="scroll"><table id="problem-table">
 <tr><th>problem</th><th>task</th><th>where</th><th>details</th></tr>
 {% for p in problems %}
 <tr><td>{{ p.what }}</td><td>{{ p.task }}</td><td><a href="{{ p.path | urlquote }}">{{ p.path
 }}</a></td><td>{{ p.message }}</td></tr>
 {% endfor %}
-</table>
+</table></div>
 {% else %}<p>None.</p>{% endif %}
 </section>
 

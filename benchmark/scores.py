@@ -193,3 +193,26 @@ def group_metric(scored: Scored, groups: Mapping[str, Sequence[str]]) -> Scored 
         return np.stack([nanmean_rows(per_column[:, m]) for m in members], axis=1)
 
     return ResampledMetric(compute, tuple(names))
+
+
+def memoized(compute: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """Cache ``compute`` by the content of its index matrix.
+
+    Every bootstrap of a comparison draws the same replicates (:mod:`benchmark.stats` uses one
+    random stream per ``(seed, n)``), so metrics derived from one expensive evaluation (mAP and
+    per-class AP, per-attribute and per-region AP) evaluate each chunk once. The cache holds
+    only the results (``n_boot x K`` numbers), keyed by a hash of the indices.
+    """
+    import hashlib
+
+    cache: dict[bytes, np.ndarray] = {}
+
+    def cached(idx: np.ndarray) -> np.ndarray:
+        key = hashlib.blake2b(np.ascontiguousarray(idx).view(np.uint8), digest_size=16)
+        key.update(repr(idx.shape).encode())
+        digest = key.digest()
+        if digest not in cache:
+            cache[digest] = compute(idx)
+        return cache[digest]
+
+    return cached

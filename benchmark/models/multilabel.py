@@ -14,8 +14,10 @@ and left out of the means (on the full CelebA test set every attribute has posit
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torchmetrics.classification import MultilabelAccuracy
@@ -26,9 +28,26 @@ from torchmetrics.functional.classification import (
 
 from benchmark.data.classification import ClassificationDataModule
 from benchmark.errors import BenchError, closest_names
-from benchmark.kinds import KindSpec, register_kind, save_logit_predictions
+from benchmark.kinds import (
+    KindSpec,
+    load_logit_predictions,
+    record_class_names,
+    register_kind,
+    save_logit_predictions,
+)
 from benchmark.metrics import compute_metrics, json_number, register_metric
 from benchmark.models.finetune import FineTuneModule
+from benchmark.scores import (
+    ExampleScores,
+    ResampledMetric,
+    RunScores,
+    Scored,
+    average_precision_metric,
+    group_metric,
+    memoized,
+    multiplicities,
+    nanmean_rows,
+)
 from benchmark.tasks import Task
 
 
@@ -195,6 +214,52 @@ def per_group_average_precision(
     return _per_group(values, class_names, groups, "per_group_average_precision")
 
 
+# --- per-example scores for the leaderboard's paired bootstrap (KindSpec.scores) ---
+
+
+def multilabel_scores(run_dir: Path, record: dict[str, Any]) -> RunScores:
+    """The record's multi-label metrics, resampleable: accuracies as per-example 0/1 scores,
+    balanced accuracy and AP recomputed per resample, per-group views from the task's groups
+    (the mean of the members' values, as ``per_group_*`` are)."""
+    saved = load_logit_predictions(run_dir)
+    logits, positive = saved["logits"].astype(np.float64), saved["target"] > 0
+    names = tuple(record_class_names(record, logits.shape[1]))
+    correct = ((logits > 0) == positive).astype(np.float64)
+    n = len(correct)
+    # sums over resampled examples: correct positives, positives, correct negatives, negatives
+    parts = np.concatenate([correct * positive, positive, correct * ~positive, ~positive], axis=1)
+
+    def balanced(idx: np.ndarray) -> np.ndarray:
+        k = len(names)
+        sums = multiplicities(idx, n) @ parts
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recalls = np.stack([sums[:, :k] / sums[:, k : 2 * k],
+                                sums[:, 2 * k : 3 * k] / sums[:, 3 * k :]], axis=2)
+        return nanmean_rows(recalls)
+
+    per_balanced = ResampledMetric(memoized(balanced), names)
+    ap = average_precision_metric(logits, positive, names)
+    per_ap = ResampledMetric(memoized(ap.compute), names)
+    per_accuracy = ExampleScores(correct, names)
+    metrics: dict[str, Scored] = {
+        "mean_attribute_accuracy": ExampleScores(correct.mean(axis=1)),
+        "per_attribute_accuracy": per_accuracy,
+        "balanced_accuracy": ResampledMetric(lambda idx: nanmean_rows(per_balanced.compute(idx))),
+        "per_attribute_balanced_accuracy": per_balanced,
+        "mean_average_precision": ResampledMetric(lambda idx: nanmean_rows(per_ap.compute(idx))),
+        "per_attribute_average_precision": per_ap,
+    }
+    task = (record.get("config") or {}).get("task") or {}
+    groups = task.get("groups") or {}
+    for group_name, source in (("per_group_accuracy", per_accuracy),
+                               ("per_group_balanced_accuracy", per_balanced),
+                               ("per_group_average_precision", per_ap)):
+        grouped = group_metric(source, groups) if groups else None
+        if grouped is not None:
+            metrics[group_name] = grouped
+    return RunScores(example_ids=saved["example_id"], metrics=metrics)
+
+
 register_kind(
     "multilabel",
     KindSpec(
@@ -202,5 +267,6 @@ register_kind(
         module=MultiLabelModule,
         save_predictions=save_logit_predictions,
         evaluate=evaluate_multilabel,
+        scores=multilabel_scores,
     ),
 )

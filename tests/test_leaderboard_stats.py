@@ -1,0 +1,166 @@
+"""The leaderboard's statistics beyond benchmark.stats' original set: batched bootstraps, the
+Welch seed interval, and the per-example scores each kind resamples (checked against the
+metric registry on the full data and against a per-replicate loop)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from benchmark.metrics import compute_metrics
+from benchmark.scores import (
+    ExampleScores,
+    average_precision_metric,
+    group_metric,
+    mean_per_class_accuracy_metric,
+    memoized,
+    per_class_accuracy_scores,
+)
+from benchmark.stats import (
+    bootstrap_indices,
+    paired_bootstrap,
+    paired_bootstrap_batched,
+    paired_bootstrap_batched_columns,
+    paired_bootstrap_mean_columns,
+    seed_delta_interval,
+    verdict,
+)
+
+
+def _classification(n: int = 300, c: int = 7, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    target = rng.integers(0, c, n)
+    target[:c] = np.arange(c)  # every class present
+    logits = rng.normal(size=(n, c)) + 1.5 * np.eye(c)[target] * (rng.random(n) < 0.6)[:, None]
+    correct = (logits.argmax(1) == target).astype(float)
+    return logits, target, correct
+
+
+def test_batched_agrees_with_the_callable_version_on_the_same_replicates() -> None:
+    _, target, ca = _classification(seed=0)
+    _, _, cb = _classification(seed=1)
+    c = 7
+    fa = mean_per_class_accuracy_metric(ca, target, c).compute
+    fb = mean_per_class_accuracy_metric(cb, target, c).compute
+    batched = paired_bootstrap_batched(fa, fb, len(target), n_boot=300, rng_seed=4)
+    looped = paired_bootstrap(lambda i: fa(i[None])[0], lambda i: fb(i[None])[0], len(target),
+                              n_boot=300, rng_seed=4)  # fmt: skip
+    assert batched == pytest.approx(looped)
+
+
+def test_batched_columns_equal_the_mean_columns_version() -> None:
+    _, target, ca = _classification(seed=2)
+    _, _, cb = _classification(seed=3)
+    a = ExampleScores(per_class_accuracy_scores(ca, target, 7), tuple("abcdefg"))
+    b = ExampleScores(per_class_accuracy_scores(cb, target, 7), tuple("abcdefg"))
+    batched = paired_bootstrap_batched_columns(a.compute, b.compute, len(target), n_boot=400)
+    linear = paired_bootstrap_mean_columns(a.values, b.values, n_boot=400)
+    for x, y in zip(batched, linear, strict=True):
+        assert (x.delta, x.low, x.high, x.p_value, x.n_boot) == pytest.approx(
+            (y.delta, y.low, y.high, y.p_value, y.n_boot)
+        )
+
+
+def test_batched_rejects_the_wrong_shape() -> None:
+    with pytest.raises(ValueError, match=r"\[R, K\]"):
+        paired_bootstrap_batched_columns(lambda i: np.zeros(len(i)), lambda i: np.zeros(len(i)),
+                                         10, n_boot=100)  # fmt: skip
+    with pytest.raises(ValueError, match="one value per replicate"):
+        paired_bootstrap_batched(lambda i: np.zeros((len(i), 2)), lambda i: np.zeros((len(i), 2)),
+                                 10, n_boot=100)  # fmt: skip
+
+
+def test_seed_delta_interval_is_welch() -> None:
+    a, b = [0.70, 0.72, 0.71], [0.69, 0.70, 0.66, 0.68]
+    got = seed_delta_interval(a, b)
+    want = scipy.stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    assert (got.low, got.high) == pytest.approx((want.low, want.high))
+    assert got.mean == pytest.approx(np.mean(b) - np.mean(a)) and got.n == 3
+    one = seed_delta_interval([0.7], [0.6, 0.65])
+    assert np.isnan(one.low) and one.mean == pytest.approx(-0.075)
+    with pytest.raises(ValueError):
+        seed_delta_interval([], [0.5])
+
+
+def test_verdict_names_its_subject() -> None:
+    from benchmark.stats import DeltaResult
+
+    result = DeltaResult(-0.02, -0.03, -0.01, 0.001, 1000, 500)
+    assert verdict(result, "top1", subject="overlayed") == (
+        "top1: overlayed lower by 2.0 points (p=0.001)"
+    )
+
+
+def test_classification_scores_reproduce_the_registered_metrics() -> None:
+    logits, target, correct = _classification()
+    names = [f"c{i}" for i in range(7)]
+    want = compute_metrics("classification", ["mean_per_class_accuracy", "per_class_accuracy"],
+                           torch.from_numpy(logits), torch.from_numpy(target), names)  # fmt: skip
+    full = np.arange(len(target))[None]
+    got = mean_per_class_accuracy_metric(correct, target, 7).compute(full)[0]
+    assert got == pytest.approx(want["mean_per_class_accuracy"])
+    per_class = ExampleScores(per_class_accuracy_scores(correct, target, 7), tuple(names))
+    assert per_class.compute(full)[0] == pytest.approx(list(want["per_class_accuracy"].values()))
+
+
+def test_resampled_metrics_equal_a_loop_over_replicates() -> None:
+    _, target, correct = _classification(n=120)
+    metric = mean_per_class_accuracy_metric(correct, target, 7)
+    (idx,) = list(bootstrap_indices(120, 50, rng_seed=1))
+    for row, value in zip(idx, metric.compute(idx), strict=True):
+        acc = [correct[row][target[row] == c].mean() for c in range(7) if (target[row] == c).any()]
+        assert value == pytest.approx(np.mean(acc))
+
+
+def test_average_precision_matches_torchmetrics_and_resamples_correctly() -> None:
+    from torchmetrics.functional.classification import multilabel_average_precision
+
+    rng = np.random.default_rng(0)
+    n, k = 200, 5
+    positive = rng.random((n, k)) < 0.3
+    scores = np.round(rng.normal(size=(n, k)) + positive, 1)  # rounding makes ties
+    metric = average_precision_metric(scores, positive, [f"a{j}" for j in range(k)])
+    want = multilabel_average_precision(torch.from_numpy(scores), torch.from_numpy(positive).long(),
+                                        num_labels=k, average=None)  # fmt: skip
+    full = np.arange(n)[None]
+    assert metric.compute(full)[0] == pytest.approx(want.numpy(), abs=1e-6)
+    (idx,) = list(bootstrap_indices(n, 3, rng_seed=2))
+    for row, values in zip(idx, metric.compute(idx), strict=True):
+        # a resample is the data with repeated rows: AP of the duplicated data
+        again = multilabel_average_precision(torch.from_numpy(scores[row]),
+                                             torch.from_numpy(positive[row]).long(),
+                                             num_labels=k, average=None)  # fmt: skip
+        assert values == pytest.approx(again.numpy(), abs=1e-6)
+
+
+def test_groups_average_their_members() -> None:
+    rng = np.random.default_rng(0)
+    values = (rng.random((50, 4)) < 0.5).astype(float)
+    scored = ExampleScores(values, ("a", "b", "c", "d"))
+    grouped = group_metric(scored, {"ab": ["a", "b"], "cd": ["c", "d"]})
+    assert isinstance(grouped, ExampleScores) and grouped.columns == ("ab", "cd")
+    full = np.arange(50)[None]
+    per_column = scored.compute(full)[0]
+    assert grouped.compute(full)[0] == pytest.approx([per_column[:2].mean(), per_column[2:].mean()])
+    with_nan = ExampleScores(np.where(values > 0, values, np.nan), ("a", "b", "c", "d"))
+    resampled = group_metric(with_nan, {"ab": ["a", "b"]})
+    assert resampled is not None and resampled.compute(full)[0] == pytest.approx([1.0])
+    assert group_metric(scored, {"x": ["nope"]}) is None
+
+
+def test_memoized_evaluates_each_chunk_once() -> None:
+    calls = []
+
+    def compute(idx: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        return idx.sum(axis=1).astype(float)
+
+    cached = memoized(compute)
+    (idx,) = list(bootstrap_indices(30, 10))
+    first = cached(idx)
+    again = cached(np.array(idx))  # equal content, another array
+    assert np.array_equal(first, again) and len(calls) == 1
+    cached(idx[:5])
+    assert len(calls) == 2
