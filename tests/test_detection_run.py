@@ -159,3 +159,27 @@ def test_malformed_annotation_exits_2_without_traceback(
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"bench: error: {xml}: object 1")
     assert "lies outside the" in lines[0]
+
+
+def test_leaderboard_scores_resample_images(voc_run: Path) -> None:
+    """The kind's per-image scores give back the record's numbers on the identity resample, and
+    a resample of the images is evaluated as that multiset of images."""
+    from benchmark.kinds import get_kind
+
+    record = read_json(voc_run / "record.json")
+    scores = get_kind("detection").scores(voc_run, record)
+    n = scores.n
+    assert n == 8 and list(scores.example_ids) == [g.image_id for g in load_detections(voc_run)[1]]
+    idx = np.stack([np.arange(n), np.zeros(n, dtype=np.int64)])  # identity; image 0 n times
+    for name in METRICS:
+        values = scores.metrics[name].compute(idx)
+        reported = record["metrics"][name]
+        if isinstance(reported, dict):
+            expected = [np.nan if v is None else v for v in reported.values()]
+            np.testing.assert_allclose(values[0], expected, atol=1e-12)
+            first = load_detections(voc_run)[1][0]
+            present = {VOC_CLASSES[c] for c in first.labels[~first.difficult]}
+            # resampling image 0 only: AP is defined exactly for the classes it contains
+            assert [not np.isnan(v) for v in values[1]] == [c in present for c in VOC_CLASSES]
+        else:
+            assert values[0] == pytest.approx(reported, abs=1e-12)

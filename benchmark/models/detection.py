@@ -37,12 +37,20 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from benchmark.data.detection import DetectionDataModule, continuous_to_voc
-from benchmark.detection.voc_eval import ImageDetections, ImageGroundTruth, VOCResult, evaluate_voc
+from benchmark.detection.voc_eval import (
+    ImageDetections,
+    ImageGroundTruth,
+    VOCResult,
+    evaluate_from_matches,
+    evaluate_voc,
+    match_detections,
+)
 from benchmark.errors import BenchError
 from benchmark.kinds import KindSpec, register_kind
 from benchmark.metrics import MetricValue, compute_metrics, json_number, register_metric
 from benchmark.models.finetune import FineTuneModule
 from benchmark.records import PREDICTIONS_FILE
+from benchmark.scores import ResampledMetric, RunScores, memoized, nanmean_rows
 from benchmark.tasks import DetectionSpec, Task
 
 PREDICTIONS_FORMAT = "blurbench-detections-v1"
@@ -331,6 +339,39 @@ def load_detections(
     return dets, gts, [str(c) for c in a["class_names"]]
 
 
+# --- per-image resampling for the leaderboard's paired bootstrap (KindSpec.scores) ----------
+
+
+def detection_scores(run_dir: Path, record: dict[str, Any]) -> RunScores:
+    """mAP and per-class AP recomputed on resamples of the test IMAGES (the unit VOC results are
+    bootstrapped over). Matching is done once (:func:`match_detections`); a replicate only
+    re-weights each image's TP/FP flags and positives (:func:`evaluate_from_matches`), and one
+    evaluation per replicate serves all four metrics (memoized)."""
+    detections, ground_truth, class_names = load_detections(run_dir)
+    matches = match_detections(detections, ground_truth, class_names)
+    k = len(class_names)
+
+    def per_class(idx: np.ndarray) -> np.ndarray:
+        out = np.empty((idx.shape[0], 2 * k))
+        for r, row in enumerate(idx):
+            result = evaluate_from_matches(matches, row)
+            out[r, :k] = [result.per_class_ap_11point[c] for c in class_names]
+            out[r, k:] = [result.per_class_ap_area[c] for c in class_names]
+        return out
+
+    both = memoized(per_class)
+    names = tuple(class_names)
+    return RunScores(
+        example_ids=np.asarray([g.image_id for g in ground_truth]),
+        metrics={
+            "map_voc07": ResampledMetric(lambda idx: nanmean_rows(both(idx)[:, :k])),
+            "map_voc_area": ResampledMetric(lambda idx: nanmean_rows(both(idx)[:, k:])),
+            "per_class_ap_voc07": ResampledMetric(lambda idx: both(idx)[:, :k], names),
+            "per_class_ap_voc_area": ResampledMetric(lambda idx: both(idx)[:, k:], names),
+        },
+    )
+
+
 register_kind(
     "detection",
     KindSpec(
@@ -338,5 +379,6 @@ register_kind(
         module=DetectionModule,
         save_predictions=save_detections,
         evaluate=evaluate_detections,
+        scores=detection_scores,
     ),
 )
