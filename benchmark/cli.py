@@ -232,12 +232,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from benchmark.launchers import make_launcher
-    from benchmark.sweep import RUN_OPTIONS, build_spec, describe_plan, plan_sweep
-    from benchmark.tasks import parse_overrides
+    from benchmark.sweep import (
+        RUN_OPTIONS,
+        build_spec,
+        describe_plan,
+        parse_key_values,
+        plan_sweep,
+    )
 
     cli = {name: getattr(args, name, None) for name in RUN_OPTIONS}
     cli.update(backbones=args.backbones, tasks=args.tasks, seeds=args.seeds,
-               launcher=args.launcher, slurm=parse_overrides(args.slurm) if args.slurm else {})
+               launcher=args.launcher, slurm=parse_key_values(args.slurm, "--slurm"))
     spec = build_spec(args.file, cli, args.overrides)
     print(f"resolving {len(spec.backbones)} backbone(s) to compute the run keys ...", flush=True)
     items = plan_sweep(spec)

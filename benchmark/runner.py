@@ -117,10 +117,6 @@ class LossHistory(Callback):
     def __init__(self, print_every: int = 50) -> None:
         self._losses: list[torch.Tensor] = []
         self.print_every = print_every
-        self.start_step = 0  # > 0 when the run resumed from a checkpoint
-
-    def on_train_start(self, trainer: pl.Trainer, module: Any) -> None:
-        self.start_step = int(trainer.global_step)
 
     @property
     def losses(self) -> list[float]:
@@ -298,7 +294,7 @@ def execute(request: RunRequest) -> RunOutcome:
         "class_names": list(class_names),
     }
     workdir = plan.workdir
-    resume = _resumable_checkpoint(plan.last_checkpoint)
+    resume, resumed_step = _resumable_checkpoint(plan.last_checkpoint)
     trainer: pl.Trainer | None = None
     try:
         trainer = make_trainer(
@@ -326,7 +322,7 @@ def execute(request: RunRequest) -> RunOutcome:
             "steps": int(trainer.global_step),
             "epochs_completed": int(trainer.current_epoch),
             "losses": losses.losses,  # since the resume, when resumed
-            "resumed_from_step": losses.start_step if resume is not None else None,
+            "resumed_from_step": resumed_step,
         },
         accelerator=type(trainer.accelerator).__name__,
         devices=trainer.num_devices,
@@ -360,21 +356,21 @@ def _is_global_zero(trainer: pl.Trainer | None) -> bool:
     return int(getattr(rank_zero_only, "rank", 0) or 0) == 0
 
 
-def _resumable_checkpoint(path: Path) -> Path | None:
-    """The run's last Lightning checkpoint if one survived an interruption, else None.
+def _resumable_checkpoint(path: Path) -> tuple[Path | None, int | None]:
+    """The run's last Lightning checkpoint if one survived an interruption, and its step.
 
     Lightning writes it atomically, so it is whole or absent; one that still fails to load
     (a disk error, a torch upgrade) is set aside and the run starts over rather than failing
     on every retry.
     """
     if not path.is_file():
-        return None
+        return None, None
     try:
-        torch.load(path, map_location="cpu", weights_only=True)
+        step = int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
     except Exception as err:  # any unreadable checkpoint: start over, keep it for inspection
         aside = path.with_suffix(".unreadable")
         os.replace(path, aside)
         print(f"ignoring unreadable checkpoint {path} ({type(err).__name__}); kept as {aside}")
-        return None
-    print(f"resuming from {path}", flush=True)
-    return path
+        return None, None
+    print(f"resuming from {path} (step {step})", flush=True)
+    return path, step

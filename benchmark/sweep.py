@@ -128,6 +128,22 @@ def parse_seeds(value: Sequence[int] | int | str | None) -> list[int]:
     return seeds
 
 
+def parse_key_values(pairs: Sequence[str], flag: str) -> dict[str, Any]:
+    """``["partition=gpu", "array_parallelism=8"]`` -> a mapping; values are YAML scalars."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BenchError(f"{flag} {pair!r}: expected KEY=VALUE, e.g. {flag} partition=gpu")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise BenchError(f"{flag} {pair!r}: the value is not a valid YAML scalar.") from None
+    return out
+
+
 def expand_tasks(names: list[str]) -> list[str]:
     """Task names, with ``all`` for every registered task; each name is checked."""
     from benchmark.tasks import get_task, list_tasks

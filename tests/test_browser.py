@@ -1,0 +1,102 @@
+"""The published page in a real browser: headless Debian Chromium (installed by .ci/run) loads
+index.html with no console error, and its tables, reference rows and plots render."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pytest
+from synthetic_records import logits_with_correct, write_classification_run, write_failed_run
+
+from benchmark import leaderboard
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--window-size=1300,1800"]  # fmt: skip
+
+pytestmark = pytest.mark.skipif(
+    not (Path(CHROMIUM).is_file() and Path(CHROMEDRIVER).is_file()),
+    reason="Debian's chromium and chromium-driver are not installed (.ci/run installs them: "
+    "apt-get install chromium chromium-driver)",
+)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """Two paired backbones over 3 seeds on fixture data, a failed run, a hostile class name."""
+    results = tmp_path / "results"
+    rng = np.random.default_rng(0)
+    names = ["<script>alert(1)</script>", *[f"class {i}" for i in range(1, 10)]]
+    target = np.repeat(np.arange(10), 30)
+    for seed in range(3):
+        for backbone, data, rate in (("original_r50", "original", 0.8),
+                                     ("blurred_r50", "blurred", 0.7)):  # fmt: skip
+            correct = rng.random(len(target)) < rate
+            write_classification_run(results, backbone, "resnet50", data, seed,
+                                     logits_with_correct(target, correct, 10, rng), target,
+                                     names, fixture=True)  # fmt: skip
+    write_failed_run(results, "blurred_r18", 0, "RuntimeError: out of memory")
+    out = tmp_path / "site"
+    leaderboard.write(leaderboard.build(results, n_boot=300), out)
+    return out
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_page_renders_without_errors(site: Path, browser, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get((site / "index.html").as_uri())
+    assert browser.title == "blurbench leaderboard"
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+
+    # tables: the comparison summary, the backbone table, the comparison, the most affected
+    # classes, the reference rows and the problems
+    ids = {t.get_attribute("id") for t in browser.find_elements(By.TAG_NAME, "table")}
+    assert {"comparison-summary", "reference-table", "problem-table"} <= ids
+    assert len(browser.find_elements(By.CSS_SELECTOR, "table.backbones tr")) == 3
+    summary = browser.find_element(By.ID, "comparison-summary").text
+    assert "blurred_r50" in summary and "original_r50" in summary and "top1" in summary
+    reference = browser.find_elements(By.CSS_SELECTOR, "tr.reference-row")
+    assert len(reference) == 16 and all("REFERENCE" in r.text for r in reference)
+    assert "resnet50" in reference[12].text and "75.461" in reference[12].text
+    assert browser.find_element(By.ID, "fixture-banner").is_displayed()
+    assert "out of memory" in browser.find_element(By.ID, "problem-table").text
+
+    # plots decode and have a size; the hostile class name is text, not a script
+    sizes = browser.execute_script(
+        "return [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+    )
+    assert sizes and all(done and w > 0 and h > 0 for done, w, h in sizes)
+    assert browser.execute_script("return document.scripts.length") == 0
+    assert "<script>alert(1)</script>" in browser.find_element(By.TAG_NAME, "body").text
+
+    # every record link resolves to a record on disk
+    hrefs = browser.execute_script("return [...document.links].map(a => a.href)")
+    records = [Path(unquote(urlparse(h).path)) for h in hrefs if h.endswith("record.json")]
+    assert len(records) == 6 and all(p.is_file() for p in records)
+
+    shot = tmp_path / "leaderboard.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
