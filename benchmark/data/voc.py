@@ -45,7 +45,7 @@ _TRAIN_SETS = ("trainval", "train", "val")
 _YEARS = (2007, 2012)
 _MANUAL = {
     2007: "https://thor.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtrainval_06-Nov-2007.tar and "
-    "VOCtest_06-Nov-2007.tar",
+    "https://thor.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtest_06-Nov-2007.tar",
     2012: "https://thor.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
 }
 
