@@ -41,3 +41,12 @@ def test_order_is_a_permutation() -> None:
     order = stratified_order(labels, 6, seed=0)
     assert sorted(order.tolist()) == list(range(6))
     assert sorted(labels[order[:3]].tolist()) == [0, 1, 2]
+
+
+def test_multilabel_is_stratified_on_the_most_balanced_attribute() -> None:
+    rng = np.random.default_rng(0)
+    rare = (rng.random(100) < 0.05).astype(int)
+    balanced = np.r_[np.ones(50, int), np.zeros(50, int)]
+    labels = np.stack([rare, balanced], axis=1) * 2 - 1  # CelebA's -1/1 style
+    picked = take_subset(labels, 100, 8, seed=0)
+    assert (labels[picked, 1] > 0).sum() == 4

@@ -15,12 +15,18 @@ def stratified_order(labels: np.ndarray | None, n: int, seed: int) -> np.ndarray
     Taking any prefix gives a class-balanced subset, and a smaller subset is always contained in
     a larger one. Written by hand because scikit-learn's stratified splitters need at least one
     example per class in each part and do not nest, which tiny smoke subsets violate.
-    Multi-label targets ([N, K]) are stratified on their first column; ``None`` shuffles.
+    Multi-label targets ([N, K]) are stratified on their most balanced column (positive rate
+    closest to one half: CelebA's Male, say), so a small subset keeps both values of it;
+    ``None`` shuffles.
     """
     rng = np.random.default_rng(seed)
     if labels is None:
         return rng.permutation(n)
-    keys = labels if labels.ndim == 1 else labels[:, 0]
+    if labels.ndim == 1:
+        keys = labels
+    else:
+        balance = np.abs((labels > 0).mean(axis=0) - 0.5)
+        keys = labels[:, int(np.argmin(balance))] > 0
     per_class = [rng.permutation(np.flatnonzero(keys == c)) for c in np.unique(keys)]
     rank = np.empty(n, dtype=np.int64)
     for members in per_class:
