@@ -124,7 +124,7 @@ def test_column_and_fixture_errors_are_one_line(data_root: Path, tmp_path: Path)
     shutil.copytree(data_root / "celeba_hf", copy)
     shard = next(copy.glob("*/test-*.parquet"))
     shard.write_bytes(shard.read_bytes()[:-10])
-    with pytest.raises(BenchError, match=re.escape(f"fixture file {shard} is missing or does")):
+    with pytest.raises(BenchError, match=re.escape(f"{shard}: missing or changed since")):
         load_hf_split(apply_overrides(task, {"data.hf.id": str(copy)}), "test")
 
 

@@ -170,7 +170,7 @@ def test_fixture_text_files_are_md5_checked(sun_root, tmp_path) -> None:
     root = _copy(sun_root, tmp_path)
     class_file = root / "SUN397" / "ClassName.txt"
     class_file.write_text(class_file.read_text()[:-30])
-    assert f"SUN397 fixture file {class_file} does not match the md5" in _load_error(root)
+    assert f"{class_file}: missing or changed since the fixture was written" in _load_error(root)
 
 
 def test_download_failure_gives_the_manual_steps(tmp_path, monkeypatch) -> None:

@@ -15,16 +15,29 @@ import json
 from pathlib import Path
 
 from benchmark.atomic import atomic_write_text
+from benchmark.errors import BenchError
 
 MANIFEST_NAME = "blurbench_fixture.json"
 
 
 def md5_of(path: Path) -> str:
-    digest = hashlib.md5()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
+
+
+def verify_manifest(folder: Path, md5: dict[str, str], names: list[str] | None = None) -> None:
+    """Check fixture files against the md5s their writer recorded (all, or ``names``).
+
+    For loaders that check only the real dataset's downloaded archives (VOC, SUN397's text
+    files, Hugging Face folders), this is the integrity check the fixture gets instead.
+    """
+    for name in md5 if names is None else names:
+        path = folder / name
+        if not path.is_file() or md5.get(name) != md5_of(path):
+            raise BenchError(
+                f"{path}: missing or changed since the fixture was written (md5 mismatch with "
+                f"{folder / MANIFEST_NAME}); write it again with `bench data fixture`."
+            )
 
 
 def write_manifest(directory: Path, dataset: str, files: list[Path]) -> Path:

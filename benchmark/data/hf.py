@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from benchmark.data import SplitData, get_adapter
-from benchmark.data.fixtures import md5_of, read_manifest, write_manifest
+from benchmark.data.fixtures import read_manifest, verify_manifest, write_manifest
 from benchmark.errors import BenchError
 from benchmark.tasks import HFSource, Task
 
@@ -98,7 +98,7 @@ def load_hf_split(task: Task, split: str) -> SplitData:
         spec = spec.model_copy(update={"revision": None})  # a folder has no Hub revision
         manifest = read_manifest(Path(source), f"{task.data.adapter}-hf")
         if manifest is not None:
-            _check_manifest(Path(source), manifest)
+            verify_manifest(Path(source), manifest)
     table = _load(spec, source, hf_split)
     columns = dict(spec.columns)
     image_column = columns.pop("image", "image")
@@ -222,17 +222,6 @@ def _multi_label(task: Task, table: Any, columns: dict[str, str]) -> tuple[np.nd
                 f"{sorted(values)[:5]}, expected bool, 0/1 or -1/1 values."
             )
     return matrix, names
-
-
-def _check_manifest(folder: Path, md5: dict[str, str]) -> None:
-    """A local fixture dataset's files against its manifest (see benchmark.data.fixtures)."""
-    for name, expected in md5.items():
-        path = folder / name
-        if not path.is_file() or md5_of(path) != expected:
-            raise BenchError(
-                f"Hugging Face fixture file {path} is missing or does not match the md5 in "
-                f"{folder / 'blurbench_fixture.json'}: rewrite it with `bench data fixture`."
-            )
 
 
 def write_hf_fixture(

@@ -27,7 +27,7 @@ from torchvision.datasets import SUN397
 from torchvision.datasets.utils import download_and_extract_archive
 
 from benchmark.data import SplitData, register_adapter
-from benchmark.data.fixtures import md5_of, read_manifest, write_manifest
+from benchmark.data.fixtures import read_manifest, verify_manifest, write_manifest
 from benchmark.errors import BenchError
 
 _FOLDER = "SUN397"
@@ -186,7 +186,8 @@ class SUN397Adapter:
                 + _manual_steps(root)
             )
         if md5 is not None:
-            _check_fixture_files(folder, md5, ["ClassName.txt", partition_file])
+            names = ["ClassName.txt", partition_file.relative_to(folder).as_posix()]
+            verify_manifest(folder, md5, names)
         ds = _PartitionedSUN397(root, partition_file)
         return SplitData(
             dataset=ds,
@@ -199,18 +200,6 @@ class SUN397Adapter:
 
     def write_fixture(self, root: Path, **args: Any) -> Path:
         return write_sun397_fixture(root, **args)
-
-
-def _check_fixture_files(folder: Path, md5: dict[str, str], files: list[str | Path]) -> None:
-    """The fixture's text files against its manifest, as torchvision checks real archives."""
-    for item in files:
-        path = folder / item if isinstance(item, str) else item
-        name = path.relative_to(folder).as_posix()
-        if md5.get(name) != md5_of(path):
-            raise BenchError(
-                f"SUN397 fixture file {path} does not match the md5 in "
-                f"{folder / 'blurbench_fixture.json'}: rewrite it with `bench data fixture`."
-            )
 
 
 # The 397 entries of SUN397's ClassName.txt, in its order (the same list ships with

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets import VOCDetection
 
 from benchmark.data import SplitData, register_adapter
-from benchmark.data.fixtures import md5_of, read_manifest, write_manifest
+from benchmark.data.fixtures import read_manifest, verify_manifest, write_manifest
 from benchmark.detection.voc_annotations import (
     VOC_CLASSES,
     AnnotationError,
@@ -75,23 +75,11 @@ class VOCImages(Dataset):
         return image, ann
 
 
-def _verify_fixture(folder: Path, md5: dict[str, str]) -> None:
-    """A fixture's files must match the md5s its writer recorded (torchvision checks only the
-    downloaded archives of the real dataset, never the extracted files)."""
-    for name, digest in md5.items():
-        path = folder / name
-        if not path.is_file() or md5_of(path) != digest:
-            raise BenchError(
-                f"{path}: missing or changed since the fixture was written (md5 mismatch with "
-                f"{folder / 'blurbench_fixture.json'}); write it again with `bench data fixture`."
-            )
-
-
 def _load_year(root: Path, year: int, image_set: str, download: bool) -> tuple[VOCImages, bool]:
     folder = Path(root) / "VOCdevkit" / f"VOC{year}"
     md5 = read_manifest(folder, f"voc{year}")
     if md5 is not None:
-        _verify_fixture(folder, md5)
+        verify_manifest(folder, md5)  # torchvision checks only VOC's archives
     try:
         ds = VOCDetection(
             str(root), year=str(year), image_set=image_set, download=download and md5 is None
