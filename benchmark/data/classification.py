@@ -2,72 +2,17 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from torch.utils.data import Dataset
 
-import pytorch_lightning as pl
-from torch.utils.data import DataLoader
-
-from benchmark.data.splits import SelectedSplit, TransformedSplit, load_split, resolve_splits
+from benchmark.data.datamodule import TaskDataModule
+from benchmark.data.splits import SelectedSplit, TransformedSplit
 from benchmark.data.transforms import eval_transform, train_transform
-from benchmark.tasks import Task
 
 
-class ClassificationDataModule(pl.LightningDataModule):
-    """Train/val/test loaders of one task; the splits are fixed by the task, not the seed."""
+class ClassificationDataModule(TaskDataModule):
+    """Images resized and augmented by the task's ``input`` section; targets as loaded."""
 
-    def __init__(
-        self,
-        task: Task,
-        data_root: Path,
-        subset: str | int = "full",
-        download: bool = False,
-        num_workers: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.task = task
-        self.data_root = Path(data_root)
-        self.subset = subset
-        self.download = download
-        workers = task.train.num_workers if num_workers is None else num_workers
-        self.num_workers = min(workers, os.cpu_count() or 1)
-        self.splits: dict[str, SelectedSplit] = {}
-
-    def prepare_data(self) -> None:
-        """Download once per node (Lightning calls this on one process only)."""
-        if self.download:
-            for split in {self.task.splits.train, self.task.splits.test}:
-                load_split(self.task, self.data_root, split, download=True)
-
-    def setup(self, stage: str | None = None) -> None:
-        if not self.splits:
-            self.splits = resolve_splits(self.task, self.data_root, self.subset, download=False)
-
-    @property
-    def class_names(self) -> list[str]:
-        self.setup()
-        return self.splits["test"].data.class_names
-
-    def _loader(self, split: str, train: bool) -> DataLoader:
+    def make_dataset(self, split: SelectedSplit, train: bool) -> Dataset:
         spec = self.task.input
-        dataset = TransformedSplit(
-            self.splits[split], train_transform(spec) if train else eval_transform(spec)
-        )
-        return DataLoader(
-            dataset,
-            batch_size=self.task.train.batch_size,
-            shuffle=train,
-            drop_last=train and len(dataset) > self.task.train.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=False,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
+        assert spec is not None  # required for classification kinds by Task validation
+        return TransformedSplit(split, train_transform(spec) if train else eval_transform(spec))

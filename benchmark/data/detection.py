@@ -18,17 +18,15 @@ name them in the saved predictions). A target holds every annotated object:
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from benchmark.data.splits import SelectedSplit, load_split, resolve_splits
+from benchmark.data.datamodule import TaskDataModule
+from benchmark.data.splits import SelectedSplit
 from benchmark.detection.voc_annotations import VOCAnnotation
 from benchmark.tasks import DetectionSpec, Task
 
@@ -87,61 +85,14 @@ def collate_detection(batch: list[tuple[Any, Any, int]]) -> tuple[list, list, to
     return list(images), list(targets), torch.as_tensor(positions, dtype=torch.int64)
 
 
-class DetectionDataModule(pl.LightningDataModule):
-    """Train/val/test loaders of one detection task; the splits are fixed by the task."""
+class DetectionDataModule(TaskDataModule):
+    """Images kept at their own size (the detector resizes); batches as lists."""
 
-    def __init__(
-        self,
-        task: Task,
-        data_root: Path,
-        subset: str | int = "full",
-        download: bool = False,
-        num_workers: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.task = task
+    collate_fn = staticmethod(collate_detection)
+
+    def __init__(self, task: Task, *args: Any, **kwargs: Any) -> None:
+        super().__init__(task, *args, **kwargs)
         self.spec: DetectionSpec = task.detection or DetectionSpec()
-        self.data_root = Path(data_root)
-        self.subset = subset
-        self.download = download
-        workers = task.train.num_workers if num_workers is None else num_workers
-        self.num_workers = min(workers, os.cpu_count() or 1)
-        self.splits: dict[str, SelectedSplit] = {}
 
-    def prepare_data(self) -> None:
-        """Download once per node (Lightning calls this on one process only)."""
-        if self.download:
-            for split in {self.task.splits.train, self.task.splits.test}:
-                load_split(self.task, self.data_root, split, download=True)
-
-    def setup(self, stage: str | None = None) -> None:
-        if not self.splits:
-            self.splits = resolve_splits(self.task, self.data_root, self.subset, download=False)
-
-    @property
-    def class_names(self) -> list[str]:
-        self.setup()
-        return self.splits["test"].data.class_names
-
-    def _loader(self, split: str, train: bool) -> DataLoader:
-        dataset = DetectionSplit(
-            self.splits[split], horizontal_flip=train and self.spec.horizontal_flip
-        )
-        return DataLoader(
-            dataset,
-            batch_size=self.task.train.batch_size,
-            shuffle=train,
-            drop_last=train and len(dataset) > self.task.train.batch_size,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            collate_fn=collate_detection,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
+    def make_dataset(self, split: SelectedSplit, train: bool) -> Dataset:
+        return DetectionSplit(split, horizontal_flip=train and self.spec.horizontal_flip)
