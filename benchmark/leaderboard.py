@@ -22,6 +22,7 @@ sees :class:`benchmark.scores.RunScores`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -38,7 +39,7 @@ import numpy as np
 
 from benchmark.errors import BenchError
 from benchmark.records import RECORD_FILE, RunStore
-from benchmark.scores import ExampleScores, RunScores, Scored
+from benchmark.scores import ExampleScores, ResampledMetric, RunScores, Scored
 from benchmark.stats import (
     DeltaResult,
     SeedSummary,
@@ -47,6 +48,7 @@ from benchmark.stats import (
     paired_bootstrap_batched_columns,
     paired_bootstrap_mean,
     paired_bootstrap_mean_columns,
+    reuse_replicates,
     seed_delta_interval,
     seed_interval,
     verdict,
@@ -325,10 +327,17 @@ def _unfinished(results: Path) -> list[Problem]:
     work = results / "runs" / ".work"
     if work.is_dir():
         for entry in sorted(work.iterdir()):
+            # work folders are <task>-<hash12>-s<seed>, run folders .../seed<seed>-<hash12>
+            task, digest, seed = ([""] * 3 + entry.name.rsplit("-", 2))[-3:]
+            finished = list(results.glob(f"runs/{task}/*/*/seed{seed[1:]}-{digest}/{RECORD_FILE}"))
+            if finished:  # killed between writing its record and removing its work folder
+                out.append(Problem("leftover work folder", entry, f"its run finished "
+                                   f"({finished[0].parent.name}); safe to delete", task))
+                continue
             ckpt = entry / "checkpoints" / "last.ckpt"
             state = "resumes from its last checkpoint" if ckpt.is_file() else "starts over"
             out.append(Problem("unfinished run", entry, f"no record yet; running it again {state}",
-                               entry.name.split("-")[0]))
+                               task))
     staging = results / "runs" / ".staging"
     if staging.is_dir():
         for entry in sorted(staging.iterdir()):
@@ -491,12 +500,30 @@ class _ScoreCache:
         self.problems = problems
         self._scores: dict[Path, RunScores | None] = {}
 
-    def get(self, run: Run, scalar_metrics: Sequence[str]) -> RunScores | None:
+    def get(self, run: Run) -> RunScores | None:
         if run.run_dir not in self._scores:
-            self._scores[run.run_dir] = self._load(run, scalar_metrics)
+            self._scores[run.run_dir] = self._load(run)
         return self._scores[run.run_dir]
 
-    def _load(self, run: Run, scalar_metrics: Sequence[str]) -> RunScores | None:
+    def prefetch(self, runs: Sequence[Run]) -> None:
+        """Load many runs' predictions on threads: decompressing and reading files release
+        the GIL, and a leaderboard of thousands of runs spends most of its time there."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        todo = [r for r in {r.run_dir: r for r in runs}.values() if r.run_dir not in self._scores]
+        if len(todo) < 16:
+            return
+        from benchmark.kinds import get_kind
+
+        for kind in {r.kind for r in todo}:  # import kind modules once, before the threads
+            with contextlib.suppress(KeyError, ImportError):
+                get_kind(kind)
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+            loaded = list(pool.map(self._load, todo))
+        for run, scores in zip(todo, loaded, strict=True):
+            self._scores[run.run_dir] = scores
+
+    def _load(self, run: Run) -> RunScores | None:
         from benchmark.kinds import get_kind
 
         try:
@@ -514,10 +541,11 @@ class _ScoreCache:
                 "unreadable predictions", run.run_dir,
                 f"{type(err).__name__}: {err}; left out of the paired tests", run.task))
             return None
-        return self._checked(run, scores, scalar_metrics)
+        return self._checked(run, scores, [run.record["primary_metric"]])
 
     def _checked(self, run: Run, scores: RunScores, metrics: Sequence[str]) -> RunScores | None:
-        """Predictions must reproduce the record's own numbers, or they are not its predictions."""
+        """Predictions must reproduce the record's own (primary) number, or they are not its
+        predictions (a record edited by hand, predictions copied from another run)."""
         if scores.n == 0 or len(set(scores.example_ids.tolist())) != scores.n:
             self.problems.append(Problem("unreadable predictions", run.run_dir, "no examples or "
                                          "repeated example ids; left out of the paired tests",
@@ -543,7 +571,7 @@ class _ScoreCache:
 def _side(row: Row, setting: Setting, cache: _ScoreCache) -> tuple[list[Run], list[RunScores]]:
     runs, scores = [], []
     for run in row.runs:
-        got = cache.get(run, setting.scalar_metrics)
+        got = cache.get(run)
         if got is not None:
             runs.append(run)
             scores.append(got)
@@ -573,6 +601,19 @@ def _resampler(scored: Scored, perm: np.ndarray | None) -> Callable[[np.ndarray]
     return lambda idx: scored.compute(perm[idx])
 
 
+def _merged(scored: list[Any], perms: list[np.ndarray | None]) -> list[Any] | None:
+    """One resampler for all seeds of a side when the metric allows it (see
+    :class:`benchmark.scores.ResampledMetric`): the cost then does not grow with seeds."""
+    if len(scored) < 2 or not all(isinstance(s, ResampledMetric) and s.rebuild is not None
+                                  and s.values is not None for s in scored):
+        return None
+    if len({s.merge_key for s in scored}) != 1:
+        return None
+    mean = np.mean([_aligned(s.values, p) for s, p in zip(scored, perms, strict=True)], axis=0)
+    # merge keys hash the run's own example order; after alignment all share the first's
+    return [_resampler(scored[0].rebuild(mean), None)] if all(p is None for p in perms) else None
+
+
 def _paired(
     metric: str, a: _Side, b: _Side, n: int, n_boot: int, confidence: float, rng_seed: int
 ) -> DeltaResult | list[DeltaResult] | None:
@@ -592,8 +633,10 @@ def _paired(
         if columns:
             return paired_bootstrap_mean_columns(stack_a, stack_b, **kw)
         return paired_bootstrap_mean(stack_a, stack_b, **kw)
-    fa = [_resampler(s, p) for s, p in zip(scored_a, a.perms, strict=True)]  # type: ignore[arg-type]
-    fb = [_resampler(s, p) for s, p in zip(scored_b, b.perms, strict=True)]  # type: ignore[arg-type]
+    fa = _merged(scored_a, a.perms) or [_resampler(s, p) for s, p in zip(scored_a, a.perms,
+                                                                        strict=True)]
+    fb = _merged(scored_b, b.perms) or [_resampler(s, p) for s, p in zip(scored_b, b.perms,
+                                                                        strict=True)]
 
     def mean_a(idx: np.ndarray) -> np.ndarray:
         return np.mean([f(idx) for f in fa], axis=0)
@@ -717,20 +760,26 @@ def build(
 
     t0 = time.perf_counter()
     cache = _ScoreCache(problems)
-    comparisons = [
-        compare(setting, a, b, is_explicit, cache, n_boot, confidence, rng_seed)
-        for setting, a, b, is_explicit in found
-    ]
+    cache.prefetch([run for _, a, b, _ in found for run in (*a.runs, *b.runs)])
+    timings["read predictions"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with reuse_replicates():  # every comparison of a task resamples the same test set
+        comparisons = [
+            compare(setting, a, b, is_explicit, cache, n_boot, confidence, rng_seed)
+            for setting, a, b, is_explicit in found
+        ]
     timings["paired bootstraps"] = time.perf_counter() - t0
+    problems.sort(key=lambda p: (p.task, p.what, str(p.path)))
 
     t0 = time.perf_counter()
     if plots:
-        from benchmark.leaderboard_html import plot_column_deltas
+        from benchmark.leaderboard_html import plot_data, render_plots
 
-        for comp in comparisons:
-            for view in comp.columns:
-                view.plot_file = f"plots/{_file_slug(comp.anchor)}-{_file_slug(view.metric)}.png"
-                view.plot_png = plot_column_deltas(comp, view, 1.0 - confidence)
+        views = [(comp, view) for comp in comparisons for view in comp.columns]
+        pngs = render_plots([plot_data(comp, view, 1.0 - confidence) for comp, view in views])
+        for (comp, view), png in zip(views, pngs, strict=True):
+            view.plot_file = f"plots/{_file_slug(comp.anchor)}-{_file_slug(view.metric)}.png"
+            view.plot_png = png
     timings["plots"] = time.perf_counter() - t0
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     return Leaderboard(results, generated, settings, comparisons, problems, n_records, confidence,

@@ -53,10 +53,20 @@ class ExampleScores:
 
 @dataclass(frozen=True)
 class ResampledMetric:
-    """A metric recomputed per resample: ``compute(idx [R, N]) -> [R]`` or ``[R, K]``."""
+    """A metric recomputed per resample: ``compute(idx [R, N]) -> [R]`` or ``[R, K]``.
+
+    ``values``/``rebuild``/``merge_key`` (optional) let the leaderboard merge seeds before
+    resampling: for a ratio whose denominators depend only on the test set (per-class accuracy
+    counts each class's examples), the mean over runs of the metric equals the metric of the
+    runs' mean per-example ``values``, so ``rebuild(mean values)`` resamples once instead of
+    once per seed. Runs merge only when their ``merge_key`` (e.g. a hash of the targets) agree.
+    """
 
     compute: Callable[[np.ndarray], np.ndarray]
     columns: tuple[str, ...] = ()
+    values: np.ndarray | None = None
+    rebuild: Callable[[np.ndarray], ResampledMetric] | None = None
+    merge_key: str = ""
 
 
 Scored = ExampleScores | ResampledMetric
@@ -111,11 +121,20 @@ def per_class_accuracy_scores(
     return out
 
 
+def array_key(values: np.ndarray) -> str:
+    """A content hash, for :attr:`ResampledMetric.merge_key`."""
+    import hashlib
+
+    data = np.ascontiguousarray(values)
+    return hashlib.blake2b(data.view(np.uint8), digest_size=16).hexdigest() + str(data.shape)
+
+
 def mean_per_class_accuracy_metric(
-    correct: np.ndarray, target: np.ndarray, num_classes: int
+    correct: np.ndarray, target: np.ndarray, num_classes: int, merge_key: str | None = None
 ) -> ResampledMetric:
     """Mean over the classes present in a resample of their accuracy, for a chunk of resamples
-    with two ``bincount`` calls (keyed by replicate x class)."""
+    with two ``bincount`` calls (keyed by replicate x class). Seeds merge (the class counts are
+    the targets')."""
 
     def compute(idx: np.ndarray) -> np.ndarray:
         rows = idx.shape[0]
@@ -127,7 +146,13 @@ def mean_per_class_accuracy_metric(
             acc = (hits / counts).reshape(rows, num_classes)
         return nanmean_rows(acc)
 
-    return ResampledMetric(compute)
+    key = array_key(target) if merge_key is None else merge_key
+    return ResampledMetric(
+        compute,
+        values=correct,
+        rebuild=lambda mean: mean_per_class_accuracy_metric(mean, target, num_classes, key),
+        merge_key=key,
+    )
 
 
 def average_precision_metric(

@@ -26,7 +26,9 @@ Metric values are fractions in [0, 1] (accuracy, mAP); a difference is reported 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +45,7 @@ __all__ = [
     "paired_bootstrap_batched_columns",
     "paired_bootstrap_mean",
     "paired_bootstrap_mean_columns",
+    "reuse_replicates",
     "seed_delta_interval",
     "seed_interval",
     "verdict",
@@ -160,7 +163,66 @@ def bootstrap_indices(n: int, n_boot: int, rng_seed: int = 0) -> Iterator[np.nda
     return (chunk.copy() for chunk in _index_chunks(int(n), int(n_boot), rng_seed))
 
 
+class _ReplicateCache:
+    """Index chunks kept while :func:`reuse_replicates` is active, least recently used first
+    out once ``max_bytes`` is exceeded."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.chunks: OrderedDict[tuple[int, int, int], list[np.ndarray]] = OrderedDict()
+
+    def get(self, key: tuple[int, int, int]) -> list[np.ndarray] | None:
+        if key in self.chunks:
+            self.chunks.move_to_end(key)
+            return self.chunks[key]
+        return None
+
+    def put(self, key: tuple[int, int, int], chunks: list[np.ndarray]) -> None:
+        self.chunks[key] = chunks
+        while sum(c.nbytes for v in self.chunks.values() for c in v) > self.max_bytes:
+            self.chunks.popitem(last=False)
+
+
+_REUSE: _ReplicateCache | None = None
+
+
+@contextmanager
+def reuse_replicates(max_bytes: int = 128 << 20) -> Iterator[None]:
+    """Within this block, every bootstrap with the same ``(n, n_boot, rng_seed)`` reuses the
+    index chunks drawn the first time instead of drawing the same stream again.
+
+    A leaderboard runs one bootstrap per metric, class view and comparison, all over the same
+    test set; the replicates are identical by design (one stream per ``(rng_seed, n)``), so
+    drawing them once saves most of the random-number work. Streams larger than ``max_bytes``
+    are drawn as usual. Results are bit-identical with and without this block.
+    """
+    global _REUSE
+    previous, _REUSE = _REUSE, _ReplicateCache(max_bytes)
+    try:
+        yield
+    finally:
+        _REUSE = previous
+
+
 def _index_chunks(n: int, n_boot: int, rng_seed: int) -> Iterator[np.ndarray]:
+    """The replicate stream (from the :func:`reuse_replicates` cache when one is active)."""
+    cache = _REUSE
+    if cache is None or n * n_boot * 8 > cache.max_bytes:
+        yield from _draw_index_chunks(n, n_boot, rng_seed)
+        return
+    key = (n, n_boot, rng_seed)
+    kept = cache.get(key)
+    if kept is None:
+        kept = []
+        for chunk in _draw_index_chunks(n, n_boot, rng_seed):
+            copy = chunk.copy()
+            copy.flags.writeable = False
+            kept.append(copy)
+        cache.put(key, kept)
+    yield from kept
+
+
+def _draw_index_chunks(n: int, n_boot: int, rng_seed: int) -> Iterator[np.ndarray]:
     """The replicate stream, as read-only views of one reused buffer (valid until the next one).
 
     Indices come from vectorised Lemire multiply-shift on 32-bit draws of

@@ -309,3 +309,18 @@ def test_seed_summaries_match_the_records(tmp_path: Path) -> None:
     assert summary.mean == pytest.approx(np.mean(values)) and summary.n == 3
     half = 4.302652729911275 * np.std(values, ddof=1) / math.sqrt(3)  # t(0.975, df=2)
     assert summary.high - summary.mean == pytest.approx(half)
+
+
+def test_unfinished_and_leftover_work_folders_are_listed(tmp_path: Path) -> None:
+    _pair(tmp_path, [_correct(0.7, 0)], [_correct(0.7, 1)])
+    done = next(tmp_path.glob("runs/cifar10/finetune/blurred_r18/seed0-*"))
+    work = tmp_path / "runs" / ".work"
+    (work / f"cifar10-{done.name.split('-')[1]}-s0" / "checkpoints").mkdir(parents=True)
+    (work / "cifar10-0123456789ab-s4" / "checkpoints").mkdir(parents=True)
+    (work / "cifar10-0123456789ab-s4" / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    board = leaderboard.build(tmp_path, n_boot=200)
+    found = {(p.what, p.path.name): p.message for p in board.problems}
+    assert "safe to delete" in found[("leftover work folder", f"cifar10-{done.name[6:]}-s0")]
+    unfinished = found[("unfinished run", "cifar10-0123456789ab-s4")]
+    assert "resumes from its last checkpoint" in unfinished
+    assert len(board.comparisons) == 1

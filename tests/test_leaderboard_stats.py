@@ -164,3 +164,16 @@ def test_memoized_evaluates_each_chunk_once() -> None:
     assert np.array_equal(first, again) and len(calls) == 1
     cached(idx[:5])
     assert len(calls) == 2
+
+
+def test_merged_seeds_equal_the_mean_over_seeds() -> None:
+    """Per-class accuracy denominators are the targets', so the leaderboard may resample the
+    seed-averaged correctness once instead of each seed."""
+    _, target, c0 = _classification(seed=5)
+    _, _, c1 = _classification(seed=6)
+    seeds = [mean_per_class_accuracy_metric(c, target, 7) for c in (c0, c1)]
+    assert seeds[0].merge_key == seeds[1].merge_key
+    merged = seeds[0].rebuild((c0 + c1) / 2)
+    (idx,) = list(bootstrap_indices(len(target), 40, rng_seed=3))
+    want = np.mean([s.compute(idx) for s in seeds], axis=0)
+    assert merged.compute(idx) == pytest.approx(want)

@@ -1,0 +1,127 @@
+"""How long `bench leaderboard` takes over many run records (default 10,000).
+
+Writes a synthetic results folder once (records in the runner's layout and format, with or
+without per-example predictions), then times ``leaderboard.build`` + ``leaderboard.write`` in
+this process after the imports are warm, and prints the time of each stage.
+
+    python scripts/bench_leaderboard.py                       # 10,000 records, predictions
+    python scripts/bench_leaderboard.py --no-predictions      # record-only leaderboard
+    python scripts/bench_leaderboard.py --plots               # with the per-class plots
+
+Layout: TASKS tasks x PAIRS (original, blurred) backbone pairs x SEEDS seeds = records
+(20 x 10 x 2 x 25 = 10,000 by default), 10 classes, EXAMPLES test examples per task, so 200
+comparisons of 3 scalar metrics and one per-class view each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from synthetic_records import classification_metrics, logits_with_correct  # noqa: E402
+
+from benchmark.records import SCHEMA_VERSION, RunKey, config_hash  # noqa: E402
+
+CLASSES = [f"class{i}" for i in range(10)]
+
+
+def write_results(root: Path, tasks: int, pairs: int, seeds: int, examples: int,
+                  predictions: bool) -> int:  # fmt: skip
+    """Records written straight into their final folders (no fsync per file, unlike
+    RunStore.write: the benchmark is the reading, not the writing)."""
+    rng = np.random.default_rng(0)
+    count = 0
+    for t in range(tasks):
+        task = f"task{t:02d}"
+        target = np.repeat(np.arange(10), examples // 10)
+        for p in range(pairs):
+            for data in ("original", "blurred"):
+                name = f"{data}_arch{p:02d}"
+                rate = 0.7 + 0.01 * p - (0.005 if data == "blurred" else 0.0)
+                for seed in range(seeds):
+                    correct = rng.random(len(target)) < rate
+                    logits = logits_with_correct(target, correct, 10, rng)
+                    config = {
+                        "task": {"name": task, "metrics": {"primary": "top1", "others": [
+                            "mean_per_class_accuracy", "per_class_accuracy"]}},
+                        "subset": "full",
+                        "backbone": {"name": name, "arch": f"arch{p:02d}", "sha256": name},
+                    }  # fmt: skip
+                    digest = config_hash(config)
+                    run_dir = root / RunKey(task, "finetune", name, seed, digest).relative_dir()
+                    run_dir.mkdir(parents=True)
+                    record = {
+                        "schema": SCHEMA_VERSION, "task": task, "kind": "classification",
+                        "protocol": "finetune", "seed": seed, "subset": "full",
+                        "backbone": {"name": name, "arch": f"arch{p:02d}", "sha256": name,
+                                     "pretraining_data": data},
+                        "config": config, "config_hash": digest, "data": {"fixture": False},
+                        "class_names": CLASSES, "status": "completed",
+                        "metrics": classification_metrics(logits, target, CLASSES),
+                        "primary_metric": "top1", "ended": "2026-01-01T00:00:00+00:00",
+                        "training": {"losses": rng.random(200).round(4).tolist()},
+                    }  # fmt: skip
+                    (run_dir / "record.json").write_text(json.dumps(record, indent=1))
+                    if predictions:
+                        np.savez_compressed(
+                            run_dir / "predictions.npz",
+                            example_id=np.asarray([f"test/{i}" for i in range(len(target))]),
+                            target=target, logits=logits,
+                        )  # fmt: skip
+                    count += 1
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench-leaderboard"))
+    parser.add_argument("--tasks", type=int, default=20)
+    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=25)
+    parser.add_argument("--examples", type=int, default=200, help="test examples per task")
+    parser.add_argument("--no-predictions", action="store_true")
+    parser.add_argument("--plots", action="store_true")
+    parser.add_argument("--n-boot", type=int, default=2000)
+    parser.add_argument("--regenerate", action="store_true")
+    args = parser.parse_args()
+
+    tag = (f"t{args.tasks}-p{args.pairs}-s{args.seeds}-n{args.examples}"
+           f"{'-records' if args.no_predictions else ''}")  # fmt: skip
+    results = args.workdir / tag
+    if args.regenerate and results.exists():
+        shutil.rmtree(results)
+    if not results.exists():
+        t0 = time.perf_counter()
+        n = write_results(results, args.tasks, args.pairs, args.seeds, args.examples,
+                          not args.no_predictions)  # fmt: skip
+        print(f"wrote {n} synthetic records to {results} in {time.perf_counter() - t0:.1f} s")
+
+    t0 = time.perf_counter()
+    import benchmark.kinds  # noqa: F401  (torch and Lightning: imported once by any bench)
+    from benchmark import leaderboard
+
+    if args.plots:
+        import matplotlib.figure  # noqa: F401
+    print(f"imports: {time.perf_counter() - t0:.2f} s (not counted below)")
+
+    out = args.workdir / f"{tag}-site"
+    t0 = time.perf_counter()
+    board = leaderboard.build(results, n_boot=args.n_boot, plots=args.plots)
+    leaderboard.write(board, out)
+    total = time.perf_counter() - t0
+    print(f"{board.records_read} records, {len(board.settings)} settings, "
+          f"{len(board.comparisons)} comparisons, {len(board.problems)} problems")
+    for stage, seconds in board.timings.items():
+        print(f"  {stage:<26} {seconds:6.2f} s")
+    print(f"leaderboard build + write: {total:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
