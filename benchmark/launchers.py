@@ -215,7 +215,11 @@ class SubmititLauncher:
         for item in todo:
             by_task.setdefault(item.plan.task.name, []).append(item)
         self.folder.mkdir(parents=True, exist_ok=True)
-        executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
+        try:
+            executor = submitit.AutoExecutor(folder=self.folder / "%j", cluster=self.cluster)
+        except RuntimeError as err:  # "Could not detect srun": not on a SLURM login node
+            raise BenchError(f"cannot submit to {self.cluster}: {err} (try the submission on "
+                             f"this machine with --launcher submitit-local).") from None
         submitted: list[tuple[SweepItem, Any]] = []
         for task, group in by_task.items():
             try:
