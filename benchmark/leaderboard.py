@@ -55,6 +55,9 @@ from benchmark.stats import (
 )
 
 DATA_ORDER = {"original": 0, "blurred": 1, "overlayed": 2, "none": 3}
+# A class / attribute with fewer test examples than this gets a delta but no interval or test:
+# resampling 2 examples pooled over seeds gives zero-width intervals that claim certainty.
+MIN_COLUMN_EXAMPLES = 10
 COMPARED_DATA = ("blurred", "overlayed")
 PAPER_REPO = "https://github.com/princetonvisualai/imagenet-face-obfuscation"
 
@@ -191,6 +194,7 @@ class ColumnDeltas:
     p_holm: np.ndarray
     plot_file: str = ""
     plot_png: bytes = b""
+    untested: int = 0  # columns with too few examples for an interval (MIN_COLUMN_EXAMPLES)
 
     def most_affected(self, top: int) -> list[int]:
         finite = [j for j, r in enumerate(self.results) if math.isfinite(r.delta)]
@@ -705,9 +709,30 @@ def compare(
             got = _paired(metric, side_a, side_b, comp.n_examples, n_boot, confidence, rng_seed)
             if isinstance(got, list) and got:
                 scored = side_a.scores[0].metrics[metric]
+                got, untested = _untested_small_columns(got, scored)
                 p = holm_adjust([r.p_value for r in got])
-                comp.columns.append(ColumnDeltas(metric, list(scored.columns), got, p))
+                comp.columns.append(ColumnDeltas(metric, list(scored.columns), got, p,
+                                                 untested=untested))
     return comp
+
+
+def _untested_small_columns(
+    results: list[DeltaResult], scored: Scored
+) -> tuple[list[DeltaResult], int]:
+    """Drop the interval and p-value of columns counted on fewer than MIN_COLUMN_EXAMPLES test
+    examples (known for per-example scores: a per-class column counts its class's examples);
+    they keep their delta and stay out of the Holm family."""
+    if not isinstance(scored, ExampleScores) or scored.values.ndim != 2:
+        return results, 0
+    counts = np.sum(~np.isnan(scored.values), axis=0)
+    out, untested = [], 0
+    for result, count in zip(results, counts, strict=True):
+        if count < MIN_COLUMN_EXAMPLES and math.isfinite(result.p_value):
+            result = DeltaResult(result.delta, math.nan, math.nan, math.nan, 0,
+                                 result.n_examples, result.confidence)
+            untested += 1
+        out.append(result)
+    return out, untested
 
 
 def _verdict(

@@ -235,11 +235,17 @@ def _view_rows(view: ColumnDeltas, top: int) -> Iterator[dict[str, str]]:
 
 
 def _view_caption(view: ColumnDeltas, alpha: float) -> str:
-    defined = sum(1 for r in view.results if math.isfinite(r.delta))
-    return (
-        f"{view.metric}: {view.detected(alpha)} of {defined} columns differ "
+    tested = sum(1 for r in view.results if math.isfinite(r.p_value))
+    caption = (
+        f"{view.metric}: {view.detected(alpha)} of {tested} columns differ "
         f"(Holm-adjusted p < {alpha:g})"
     )
+    if view.untested:
+        from benchmark.leaderboard import MIN_COLUMN_EXAMPLES
+
+        caption += (f"; {view.untested} with fewer than {MIN_COLUMN_EXAMPLES} test examples "
+                    f"not tested")
+    return caption
 
 
 def _reference_rows() -> Iterator[dict[str, str]]:

@@ -324,3 +324,24 @@ def test_unfinished_and_leftover_work_folders_are_listed(tmp_path: Path) -> None
     unfinished = found[("unfinished run", "cifar10-0123456789ab-s4")]
     assert "resumes from its last checkpoint" in unfinished
     assert len(board.comparisons) == 1
+
+
+def test_classes_with_few_test_examples_get_no_test(tmp_path: Path) -> None:
+    """Five examples of a class, pooled over seeds, would give a zero-width interval: the
+    leaderboard shows the delta but calls nothing."""
+    target = np.repeat(np.arange(10), 5)
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        a = rng.random(50) < 0.5
+        b = a & (target != 3)
+        for name, data, correct in (("original_r18", "original", a), ("blurred_r18", "blurred", b)):
+            write_classification_run(tmp_path, name, "resnet18", data, seed,
+                                     logits_with_correct(target, correct, 10, rng), target,
+                                     CLASSES)  # fmt: skip
+    (comp,) = leaderboard.build(tmp_path, n_boot=300).comparisons
+    (view,) = comp.columns
+    assert view.untested == 10 and view.detected(0.05) == 0
+    assert all(math.isnan(r.p_value) and math.isfinite(r.delta) for r in view.results)
+    from benchmark.leaderboard_html import _view_caption
+
+    assert "10 with fewer than 10 test examples not tested" in _view_caption(view, 0.05)
