@@ -3,11 +3,7 @@
 # the demo-sized run on the GPU through `bench run`, then the Lightning-vs-plain step benchmark in
 # fp32 and in bf16 + channels_last. Missing pure-Python packages travel as wheels in .whl/.
 set -uo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-nvidia-smi -L
-python3 -c "import torch, torchvision, pytorch_lightning as pl; print('torch', torch.__version__, 'tv', torchvision.__version__, 'pl', pl.__version__)"
+source scripts/device_env.sh
 w=/tmp/gpu-demo
 python3 -c "
 import torch, torchvision

@@ -6,11 +6,7 @@
 # Missing pure-Python packages travel as wheels in .whl/ (carry: [".whl"]).
 # STEPS (default 300) steps per run; SKIP_TIMING=1 skips the timing.
 set -uo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-nvidia-smi -L
-python3 -c "import torch, torchvision, pytorch_lightning as pl; print('torch', torch.__version__, 'tv', torchvision.__version__, 'pl', pl.__version__)"
+source scripts/device_env.sh
 w=/tmp/gpu-voc
 python3 -c "
 import torch, torchvision

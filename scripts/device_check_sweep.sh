@@ -4,10 +4,8 @@
 # a 4-run sweep on the GPU (bf16) killed with SIGKILL half-way and run again (CUDA checkpoints
 # resume), then the leaderboard's build time over 10,000 synthetic records on 16 cores.
 set -uo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-  --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-nvidia-smi -L; nproc
+source scripts/device_env.sh
+nproc
 timeout 140 python3 scripts/sweep_kill_resume.py --workdir /tmp/skr --accelerator gpu \
   --precision bf16-mixed --seeds 0 --max-steps 20 --kill-after 2 2>&1 | head -60
 timeout 80 python3 scripts/bench_leaderboard.py --plots --workdir /tmp/bl 2>&1 | tail -10
