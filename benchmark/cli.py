@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--top", type=int, default=10,
                        help="most affected classes/attributes listed per comparison")
     board.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
+    board.add_argument("--no-cache", action="store_true",
+                       help="neither read nor write <results>/.cache/leaderboard-scores.npz "
+                       "(per-run scores kept so a rebuild skips unchanged predictions)")
 
     demo = sub.add_parser("demo", help="offline demo: fixture data + untrained demo checkpoint")
     demo.add_argument("--workdir", type=Path, default=Path("demo"))
@@ -270,7 +273,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     board = leaderboard.build(
         args.results, pairs=args.pair, n_boot=args.n_boot, confidence=args.confidence,
-        rng_seed=args.bootstrap_seed, plots=not args.no_plots,
+        rng_seed=args.bootstrap_seed, plots=not args.no_plots, cache=not args.no_cache,
     )  # fmt: skip
     out = args.out if args.out is not None else args.results / "leaderboard"
     written = leaderboard.write(board, out, top=args.top)
@@ -304,6 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `bench list backbones | head`: the reader left, not an error
+        # Python's documented recipe: point stdout at devnull so the exit flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

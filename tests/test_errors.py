@@ -112,3 +112,17 @@ def test_real_process_exit_code_and_no_traceback(tmp_path) -> None:
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "unknown task 'nope'" in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_output_piped_into_head_is_not_an_error() -> None:
+    """`bench list backbones | head`: the reader leaving early is no crash (``head -c 0`` exits
+    before bench writes, so the broken pipe happens every time)."""
+    import subprocess
+    import sys
+
+    pipeline = f"set -o pipefail; {sys.executable} -m benchmark.cli list backbones | head -c 0"
+    proc = subprocess.run(
+        ["bash", "-c", pipeline],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
