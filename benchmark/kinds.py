@@ -33,6 +33,11 @@ class KindSpec:
     # (run_dir, record) -> per-example scores for the leaderboard's paired bootstrap, read from
     # what save_predictions wrote; None: that kind's runs are compared by seed means only.
     scores: Callable[[Path, dict[str, Any]], RunScores] | None = None
+    # Optional split of ``scores`` that lets the leaderboard cache per-run arrays on disk
+    # (benchmark.score_cache): ``score_arrays`` reads the predictions into a few plain arrays
+    # (no object dtypes), ``scores_from_arrays`` builds the RunScores from them and the record.
+    score_arrays: Callable[[Path, dict[str, Any]], dict[str, np.ndarray]] | None = None
+    scores_from_arrays: Callable[[dict[str, np.ndarray], dict[str, Any]], RunScores] | None = None
 
 
 _KINDS: dict[str, KindSpec] = {}
@@ -84,16 +89,30 @@ def record_class_names(record: dict[str, Any], count: int) -> list[str]:
     return [f"class {i}" for i in range(count)]
 
 
-def classification_scores(run_dir: Path, record: dict[str, Any]) -> RunScores:
-    """top1 (0/1 per example), per-class accuracy (its class's column) and mean per-class
-    accuracy (recomputed per resample), from the saved logits; argmax as torchmetrics does."""
+def classification_score_arrays(run_dir: Path, record: dict[str, Any]) -> dict[str, np.ndarray]:
+    """What the leaderboard needs from the saved logits (argmax as torchmetrics does): example
+    ids, targets, per-example correctness and the class count; small enough to cache."""
     saved = load_logit_predictions(run_dir)
     logits, target = saved["logits"], saved["target"].astype(np.int64)
-    num_classes = logits.shape[1]
-    correct = (logits.argmax(axis=1) == target).astype(np.float64)
+    return {
+        "example_id": saved["example_id"],
+        "target": target,
+        "correct": logits.argmax(axis=1) == target,
+        "num_classes": np.asarray(logits.shape[1], np.int64),
+    }
+
+
+def classification_scores_from_arrays(
+    arrays: dict[str, np.ndarray], record: dict[str, Any]
+) -> RunScores:
+    """top1 (0/1 per example), per-class accuracy (its class's column) and mean per-class
+    accuracy (recomputed per resample), from :func:`classification_score_arrays`."""
+    target = arrays["target"]
+    num_classes = int(arrays["num_classes"])
+    correct = arrays["correct"].astype(np.float64)
     names = tuple(record_class_names(record, num_classes))
     return RunScores(
-        example_ids=saved["example_id"],
+        example_ids=arrays["example_id"],
         metrics={
             "top1": ExampleScores(correct),
             "per_class_accuracy": ExampleScores(
@@ -104,6 +123,11 @@ def classification_scores(run_dir: Path, record: dict[str, Any]) -> RunScores:
             ),
         },
     )
+
+
+def classification_scores(run_dir: Path, record: dict[str, Any]) -> RunScores:
+    """The leaderboard's per-example scores of a classification run, from its saved logits."""
+    return classification_scores_from_arrays(classification_score_arrays(run_dir, record), record)
 
 
 def evaluate_logits(kind: str) -> Callable[[dict[str, Any], list[str], list[str]], dict]:
@@ -125,6 +149,8 @@ def _register_classification() -> None:
             save_predictions=save_logit_predictions,
             evaluate=evaluate_logits("classification"),
             scores=classification_scores,
+            score_arrays=classification_score_arrays,
+            scores_from_arrays=classification_scores_from_arrays,
         ),
     )
 

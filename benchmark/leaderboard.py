@@ -38,6 +38,7 @@ import numpy as np
 
 from benchmark.errors import BenchError
 from benchmark.records import RECORD_FILE, RunStore
+from benchmark.score_cache import ScoreArrayCache
 from benchmark.scores import ExampleScores, ResampledMetric, RunScores, Scored
 from benchmark.stats import (
     DeltaResult,
@@ -499,8 +500,9 @@ class _Side:
 class _ScoreCache:
     """Per-run scores, loaded once per leaderboard (a backbone can be in several pairs)."""
 
-    def __init__(self, problems: list[Problem]) -> None:
+    def __init__(self, problems: list[Problem], disk: ScoreArrayCache | None = None) -> None:
         self.problems = problems
+        self.disk = disk  # the on-disk cache of score arrays (None: --no-cache)
         self._scores: dict[Path, RunScores | None] = {}
 
     def get(self, run: Run) -> RunScores | None:
@@ -527,7 +529,14 @@ class _ScoreCache:
         if spec.scores is None:
             return None
         try:
-            scores = spec.scores(run.run_dir, run.record)
+            if self.disk is not None and spec.score_arrays and spec.scores_from_arrays:
+                arrays, key = self.disk.get(run.run_dir, run.kind)
+                if arrays is None:
+                    arrays = spec.score_arrays(run.run_dir, run.record)
+                    self.disk.put(run.run_dir, run.kind, key, arrays)
+                scores = spec.scores_from_arrays(arrays, run.record)
+            else:
+                scores = spec.scores(run.run_dir, run.record)
         except (OSError, ValueError, KeyError, IndexError, BenchError, zipfile.BadZipFile) as err:
             self.problems.append(Problem(
                 "unreadable predictions", run.run_dir,
@@ -750,8 +759,11 @@ def build(
     confidence: float = 0.95,
     rng_seed: int = 0,
     plots: bool = True,
+    cache: bool = True,
 ) -> Leaderboard:
-    """Read the records under ``results`` and compute every table, comparison and plot."""
+    """Read the records under ``results`` and compute every table, comparison and plot.
+    ``cache``: read and update ``<results>/.cache`` (:mod:`benchmark.score_cache`), so a
+    rebuild does not open the predictions of unchanged runs again."""
     if not 0.5 <= confidence < 1.0:
         raise BenchError(f"--confidence {confidence}: use a level in [0.5, 1), e.g. 0.95.")
     if n_boot < 100:
@@ -772,13 +784,18 @@ def build(
     timings["group and seed intervals"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    cache = _ScoreCache(problems)
-    cache.prefetch([run for _, a, b, _ in found for run in (*a.runs, *b.runs)])
+    disk = ScoreArrayCache(results) if cache else None
+    scores = _ScoreCache(problems, disk)
+    scores.prefetch([run for _, a, b, _ in found for run in (*a.runs, *b.runs)])
     timings["read predictions"] = time.perf_counter() - t0
+    if disk is not None:
+        t0 = time.perf_counter()
+        if disk.save():
+            timings["write score cache"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     with reuse_replicates():  # every comparison of a task resamples the same test set
         comparisons = [
-            compare(setting, a, b, is_explicit, cache, n_boot, confidence, rng_seed)
+            compare(setting, a, b, is_explicit, scores, n_boot, confidence, rng_seed)
             for setting, a, b, is_explicit in found
         ]
     timings["paired bootstraps"] = time.perf_counter() - t0

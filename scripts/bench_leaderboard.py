@@ -2,11 +2,14 @@
 
 Writes a synthetic results folder once (records in the runner's layout and format, with or
 without per-example predictions), then times ``leaderboard.build`` + ``leaderboard.write`` in
-this process after the imports are warm, and prints the time of each stage.
+this process after the imports are warm, twice: a COLD build (the score cache
+``<results>/.cache`` removed first, so every predictions file is read and the cache written)
+and a WARM rebuild (unchanged runs: scores from the cache), and prints the time of each stage.
 
     python scripts/bench_leaderboard.py                       # 10,000 records, predictions
     python scripts/bench_leaderboard.py --no-predictions      # record-only leaderboard
     python scripts/bench_leaderboard.py --plots               # with the per-class plots
+    python scripts/bench_leaderboard.py --no-cache            # both builds without the cache
 
 Layout: TASKS tasks x PAIRS (original, blurred) backbone pairs x SEEDS seeds = records
 (20 x 10 x 2 x 25 = 10,000 by default), 10 classes, EXAMPLES test examples per task, so 200
@@ -90,6 +93,8 @@ def main() -> None:
     parser.add_argument("--plots", action="store_true")
     parser.add_argument("--n-boot", type=int, default=2000)
     parser.add_argument("--regenerate", action="store_true")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="build without the score cache (as `bench leaderboard --no-cache`)")
     args = parser.parse_args()
 
     tag = (f"t{args.tasks}-p{args.pairs}-s{args.seeds}-n{args.examples}"
@@ -111,16 +116,24 @@ def main() -> None:
         import matplotlib.figure  # noqa: F401
     print(f"imports: {time.perf_counter() - t0:.2f} s (not counted below)")
 
+    from benchmark.score_cache import CACHE_DIR
+
     out = args.workdir / f"{tag}-site"
-    t0 = time.perf_counter()
-    board = leaderboard.build(results, n_boot=args.n_boot, plots=args.plots)
-    leaderboard.write(board, out)
-    total = time.perf_counter() - t0
-    print(f"{board.records_read} records, {len(board.settings)} settings, "
-          f"{len(board.comparisons)} comparisons, {len(board.problems)} problems")
-    for stage, seconds in board.timings.items():
-        print(f"  {stage:<26} {seconds:6.2f} s")
-    print(f"leaderboard build + write: {total:.2f} s")
+    shutil.rmtree(results / CACHE_DIR, ignore_errors=True)
+    totals = {}
+    for label in ("cold", "warm"):
+        t0 = time.perf_counter()
+        board = leaderboard.build(results, n_boot=args.n_boot, plots=args.plots,
+                                  cache=not args.no_cache)  # fmt: skip
+        leaderboard.write(board, out)
+        totals[label] = time.perf_counter() - t0
+        print(f"{label}: {board.records_read} records, {len(board.settings)} settings, "
+              f"{len(board.comparisons)} comparisons, {len(board.problems)} problems")
+        for stage, seconds in board.timings.items():
+            print(f"  {stage:<26} {seconds:6.2f} s")
+        print(f"{label} leaderboard build + write: {totals[label]:.2f} s")
+    print("summary: " + ", ".join(f"{k} {v:.2f} s" for k, v in totals.items())
+          + (" (no cache)" if args.no_cache else ""))
 
 
 if __name__ == "__main__":
