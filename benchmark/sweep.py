@@ -129,19 +129,10 @@ def parse_seeds(value: Sequence[int] | int | str | None) -> list[int]:
 
 
 def parse_key_values(pairs: Sequence[str], flag: str) -> dict[str, Any]:
-    """``["partition=gpu", "array_parallelism=8"]`` -> a mapping; values are YAML scalars."""
-    import yaml
+    """``["partition=gpu", "array_parallelism=8"]`` -> a mapping (launcher options)."""
+    from benchmark.tasks import parse_key_values as parse
 
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise BenchError(f"{flag} {pair!r}: expected KEY=VALUE, e.g. {flag} partition=gpu")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise BenchError(f"{flag} {pair!r}: the value is not a valid YAML scalar.") from None
-    return out
+    return parse(pairs, flag, f"expected KEY=VALUE, e.g. {flag} partition=gpu")
 
 
 def expand_tasks(names: list[str]) -> list[str]:

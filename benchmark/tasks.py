@@ -9,6 +9,7 @@ names the file and the field.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -236,18 +237,24 @@ def list_tasks() -> tuple[list[Task], dict[str, str]]:
     return ok, broken
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["optim.lr=0.01"]`` -> ``{"optim.lr": 0.01}``; values are YAML scalars (safe_load)."""
+def parse_key_values(pairs: Sequence[str], flag: str, usage: str) -> dict[str, Any]:
+    """``["a.b=0.01"]`` -> ``{"a.b": 0.01}`` for repeatable ``KEY=VALUE`` options; values are
+    YAML scalars (safe_load). ``usage`` completes the error for a pair without ``=``."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise BenchError(f"--set {pair!r}: expected key=value, for example --set optim.lr=0.01")
+            raise BenchError(f"{flag} {pair!r}: {usage}")
         try:
             out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError:
-            raise BenchError(f"--set {pair!r}: the value is not a valid YAML scalar.") from None
+            raise BenchError(f"{flag} {pair!r}: the value is not a valid YAML scalar.") from None
     return out
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["optim.lr=0.01"]`` -> ``{"optim.lr": 0.01}``: the ``--set`` task overrides."""
+    return parse_key_values(pairs, "--set", "expected key=value, for example --set optim.lr=0.01")
 
 
 def apply_overrides(task: Task, overrides: dict[str, Any], source: str = "--set") -> Task:
