@@ -19,6 +19,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--backbone", required=True, help="a name from `bench list backbones`, or a checkpoint path"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dry-run", action="store_true",
+                   help="resolve the run (backbone, data, key) and say whether it is done, to "
+                   "resume or to run, with its data identity; train nothing")
     _add_run_options(p, sweep=False)
 
 
@@ -156,6 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         num_workers=args.num_workers,
         force=args.force,
+        dry_run=args.dry_run,
         save_weights=args.save_weights,
         checkpoint_every_n_steps=args.checkpoint_every_n_steps,
     )
@@ -304,8 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # RunInterrupted says what was kept; a bare one, nothing
+        print(f"bench: {err or 'interrupted: nothing was written'}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `bench list backbones | head`: the reader left, not an error
         # Python's documented recipe: point stdout at devnull so the exit flush cannot fail again

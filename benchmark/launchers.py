@@ -112,8 +112,14 @@ class LocalLauncher:
                     value = (record.get("metrics") or {}).get(primary)
                     message = (f"{primary} = {value:.4f}" if isinstance(value, float)
                                else "done")
-            except KeyboardInterrupt:
-                raise
+            except KeyboardInterrupt as err:  # finished runs are kept; say where it stopped
+                from benchmark.runner import RunInterrupted
+
+                what = str(err) or "interrupted: nothing was written"
+                raise RunInterrupted(
+                    f"sweep stopped at [{position}/{total}] {item.label}: {what} Finished runs "
+                    f"are kept; the same `bench sweep` command continues the sweep."
+                ) from None
             except Exception as err:  # recorded as failed by the runner; the sweep goes on
                 result.failed.append((item, f"{type(err).__name__}: {err}"))
                 self.echo(f"[{position}/{total}] {item.label}: FAILED: {type(err).__name__}: "

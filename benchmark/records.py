@@ -12,18 +12,25 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from benchmark.atomic import atomic_write_text
+from benchmark.errors import BenchError
 from benchmark.paths import safe_component
 
 RECORD_FILE = "record.json"
 PREDICTIONS_FILE = "predictions.npz"
-SCHEMA_VERSION = 1
+# 2: the config (hence the key) holds the data identity (benchmark.data.identity)
+SCHEMA_VERSION = 2
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -48,6 +55,14 @@ class RunKey:
             / f"seed{int(self.seed)}-{self.config_hash[:12]}"
         )
 
+    def lock_name(self) -> str:
+        parts = (self.task, self.protocol, self.backbone, f"s{int(self.seed)}", self.config_hash)
+        return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+class RunInProgress(BenchError):
+    """Another process holds this run's lock (a double start, a requeued cluster job)."""
+
 
 class RunStore:
     """The records under one results directory."""
@@ -57,6 +72,36 @@ class RunStore:
 
     def run_dir(self, key: RunKey) -> Path:
         return self.root / key.relative_dir()
+
+    @contextmanager
+    def lock(self, key: RunKey) -> Iterator[None]:
+        """Hold the run's lock: one process at a time trains (and writes) a given key.
+
+        ``flock`` locks are released by the kernel when their process dies, so a lock left by a
+        killed run never blocks the next one. Beside the lock file, who holds it (host, pid,
+        since when) for the message another process gets.
+        """
+        locks = self.root / "runs" / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        path = locks / f"{key.lock_name()}.lock"
+        holder = path.with_suffix(".json")
+        lock = FileLock(path, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RunInProgress(
+                f"run {self.run_dir(key)} is in progress elsewhere ({_describe_holder(holder)}): "
+                f"wait for it to finish, then run this command again (it will answer "
+                f"'already done' or resume)."
+            ) from None
+        try:
+            info = {"host": socket.gethostname(), "pid": os.getpid(),
+                    "since": datetime.now(UTC).isoformat(timespec="seconds")}
+            atomic_write_text(holder, json.dumps(info) + "\n")
+            yield
+        finally:
+            holder.unlink(missing_ok=True)
+            lock.release()
 
     def completed(self, key: RunKey) -> dict[str, Any] | None:
         """The record of a finished, successful run with this key, if there is one."""
@@ -101,6 +146,14 @@ class RunStore:
         for record_path in sorted(runs.glob(f"*/*/*/*/{RECORD_FILE}")):
             out.append((record_path.parent, read_record(record_path.parent)))
         return out
+
+
+def _describe_holder(holder: Path) -> str:
+    try:
+        info = json.loads(holder.read_text())
+        return f"host {info['host']}, pid {info['pid']}, since {info['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown: it is just starting"
 
 
 def read_record(run_dir: Path) -> dict[str, Any] | None:

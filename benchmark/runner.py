@@ -6,12 +6,16 @@ starts and before anything is written, so a run that never started leaves no tra
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +23,13 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning_fabric.utilities.exceptions import MisconfigurationException
+from pytorch_lightning.callbacks import (
+    Callback,
+    ModelCheckpoint,
+    OnExceptionCheckpoint,
+    TQDMProgressBar,
+)
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -27,13 +37,17 @@ import benchmark
 from benchmark import paths
 from benchmark.backbones import RUN_WEIGHTS_FILE, Backbone, create_backbone
 from benchmark.checkpoints import save_weights_file
-from benchmark.data.splits import describe, parse_subset
+from benchmark.data.splits import SPLIT_NAMES, describe, parse_subset, splits_identity
 from benchmark.errors import BenchError
 from benchmark.kinds import get_kind
 from benchmark.records import SCHEMA_VERSION, RunKey, RunStore, config_hash
 from benchmark.tasks import Task, apply_overrides, for_subset, get_task, parse_overrides
 
 LAST_CHECKPOINT = "last.ckpt"
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a run; the message says what was kept and how to resume."""
 
 
 @dataclass
@@ -57,6 +71,7 @@ class RunRequest:
     max_steps: int | None = None
     num_workers: int | None = None
     force: bool = False
+    dry_run: bool = False  # say what the run would be (key, data identity, status); run nothing
     save_weights: bool = False  # keep the fine-tuned network as weights.safetensors
     # Lightning checkpoint into the run's work dir every N optimiser steps (None: every epoch),
     # so a killed or preempted run resumes; not part of the run key (it does not change results
@@ -94,6 +109,11 @@ class PlannedRun:
     key: RunKey
     store: RunStore
     loaded: Backbone | None = None  # the network, when plan_run loaded it
+    datamodule: Any = None  # the task's LightningDataModule with its splits loaded
+
+    @property
+    def data_identity(self) -> dict[str, Any]:
+        return self.config["data"]
 
     @property
     def run_dir(self) -> Path:
@@ -108,6 +128,14 @@ class PlannedRun:
     @property
     def last_checkpoint(self) -> Path:
         return self.workdir / "checkpoints" / LAST_CHECKPOINT
+
+    def status(self, force: bool = False) -> str:
+        """``done`` (a completed record), ``resume`` (a checkpoint survived) or ``to run``."""
+        if self.store.completed(self.key) is not None and not force:
+            return "done"
+        if self.last_checkpoint.is_file():
+            return "resume"
+        return "to run"
 
 
 class LossHistory(Callback):
@@ -135,6 +163,15 @@ class LossHistory(Callback):
                 tqdm.write(message)
             else:
                 print(message, flush=True)
+
+
+class KeepOnException(OnExceptionCheckpoint):
+    """Lightning's on-exception checkpoint, written over the periodic ``last.ckpt`` and never
+    removed at teardown (Lightning's removes its file then, which here is the resumable
+    checkpoint itself; the runner deletes the work folder once the record is written)."""
+
+    def teardown(self, trainer: pl.Trainer, *_: Any, **__: Any) -> None:
+        pass
 
 
 def code_version() -> str:
@@ -192,6 +229,8 @@ def make_trainer(
                 save_top_k=0,
                 every_n_train_steps=request.checkpoint_every_n_steps,
             ),
+            # Ctrl-C or a crash: keep where training got to, so the rerun resumes from there
+            KeepOnException(checkpoint_dir, filename=Path(LAST_CHECKPOINT).stem),
         ]
     return pl.Trainer(
         accelerator=request.accelerator,
@@ -210,11 +249,18 @@ def make_trainer(
     )
 
 
-def plan_run(request: RunRequest, backbone: BackboneIdentity | None = None) -> PlannedRun:
-    """Resolve task, backbone and key: everything ``execute`` checks before it reads data.
+def plan_run(
+    request: RunRequest,
+    backbone: BackboneIdentity | None = None,
+    data_identities: dict[str, dict[str, Any]] | None = None,
+) -> PlannedRun:
+    """Resolve task, backbone, data and key: everything ``execute`` checks before training.
 
     Without ``backbone`` the backbone is resolved from the request (weights read and verified);
-    a sweep passes the identity of a backbone it already resolved.
+    a sweep passes the identity of a backbone it already resolved. The data is loaded (and
+    downloaded with ``--download``) here, because its identity is part of the key; a sweep
+    passes ``data_identities``, a memo of identities by task data and subset, so each task's
+    data is read once per sweep and not kept in memory (``datamodule`` is then None).
     """
     subset = parse_subset(request.subset)
     task = get_task(request.task)
@@ -230,9 +276,27 @@ def plan_run(request: RunRequest, backbone: BackboneIdentity | None = None) -> P
     if backbone is None:
         loaded = create_backbone(request.backbone, request.arch)
         backbone = BackboneIdentity(loaded.name, loaded.arch, loaded.provenance)
+    memo_key = json.dumps(
+        [task.resolved().get("data"), task.resolved().get("splits"), str(subset),
+         str(Path(request.data_root).resolve())], sort_keys=True, default=str,
+    )  # fmt: skip
+    datamodule = None
+    if data_identities is not None and memo_key in data_identities:
+        identity = data_identities[memo_key]
+    else:
+        datamodule = get_kind(task.kind).datamodule(
+            task, request.data_root, subset, request.download, request.num_workers
+        )
+        datamodule.prepare_data()
+        datamodule.setup("fit")  # a missing or broken dataset fails here, before any write
+        identity = splits_identity(task, request.data_root, datamodule.splits)
+        if data_identities is not None:
+            data_identities[memo_key] = identity
+            datamodule = None  # a sweep plans many runs: keep no data in memory
     config = {
         "task": task.resolved(),
         "subset": subset,
+        "data": identity,
         "backbone": {
             "name": backbone.name,
             "arch": backbone.arch,
@@ -248,35 +312,89 @@ def plan_run(request: RunRequest, backbone: BackboneIdentity | None = None) -> P
     digest = config_hash(config)
     key = RunKey(task.name, task.protocol, backbone.name, request.seed, digest)
     return PlannedRun(
-        task, str(subset), backbone, config, digest, key, RunStore(request.results), loaded
+        task, str(subset), backbone, config, digest, key, RunStore(request.results), loaded,
+        datamodule,
     )
+
+
+def describe_data_identity(identity: dict[str, Any]) -> str:
+    """One line for ``--dry-run`` and logs: which data a run key stands for."""
+    kind = "FIXTURE" if identity.get("fixture") else "real"
+    examples = identity.get("examples") or {}
+    order = sorted(examples, key=lambda split: (SPLIT_NAMES + (split,)).index(split))
+    sizes = ", ".join(f"{split} {examples[split]}" for split in order)
+    return (
+        f"{kind} data via {identity.get('adapter')} v{identity.get('adapter_version')} "
+        f"({identity.get('source')}), {sizes}, {identity.get('files')} file(s) hashed, "
+        f"fingerprint {str(identity.get('fingerprint'))[:16]}"
+    )
+
+
+def build_trainer(
+    request: RunRequest, task_epochs: int, workdir: Path, callbacks: list[Callback],
+    checkpoint_dir: Path | None = None,
+) -> pl.Trainer:
+    """:func:`make_trainer`, with Lightning's refusals of an option (``--precision bogus``,
+    ``--accelerator tpu`` on a machine without one) as one-line user errors."""
+    try:
+        return make_trainer(request, task_epochs, workdir, callbacks, checkpoint_dir)
+    except (MisconfigurationException, ValueError, TypeError) as err:
+        raise BenchError(
+            f"the Trainer options are not usable here (--accelerator {request.accelerator} "
+            f"--devices {request.devices} --strategy {request.strategy} --precision "
+            f"{request.precision}): {err}"
+        ) from None
 
 
 def execute(request: RunRequest) -> RunOutcome:
     plan = plan_run(request)
+    task, digest, key, store = plan.task, plan.digest, plan.key, plan.store
+    kind = get_kind(task.kind)
+    if request.dry_run:
+        status = plan.status(request.force)
+        print(f"run {plan.run_dir}: {status}")
+        print(f"  key: {key.task} / {key.protocol} / {key.backbone} / seed {key.seed} / "
+              f"config {digest[:12]}")
+        print(f"  data: {describe_data_identity(plan.data_identity)}")
+        return RunOutcome(store.run_dir(key), store.completed(key) or {}, skipped=True)
+    losses = LossHistory()
+    workdir = plan.workdir
+    # built before anything is written: a bad --precision or --accelerator writes nothing
+    trainer = build_trainer(
+        request, task.train.epochs, workdir, [losses], plan.last_checkpoint.parent
+    )
+    primary = _is_global_zero(None)  # DDP: rank 0 locks and writes; other ranks only train
+    with store.lock(key) if primary else _no_lock():
+        done = store.completed(key)
+        if done is not None and not request.force:
+            print(f"already done: {store.run_dir(key)} (pass --force to run it again)")
+            return RunOutcome(store.run_dir(key), done, skipped=True)
+        return _train_and_record(request, plan, kind, trainer, losses)
+
+
+@contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
+
+
+def _train_and_record(
+    request: RunRequest, plan: PlannedRun, kind: Any, trainer: pl.Trainer, losses: LossHistory
+) -> RunOutcome:
+    """Fit, test and write the record. A run that fails once training has started leaves a
+    failed record (status, error, traceback) that the leaderboard lists and the next run of
+    the same key replaces; a mistake found before training writes nothing."""
     task, subset, config, digest, key, store = (
         plan.task, plan.subset, plan.config, plan.digest, plan.key, plan.store
     )
     backbone = plan.loaded
     assert backbone is not None
-    kind = get_kind(task.kind)
-    done = store.completed(key)
-    if done is not None and not request.force:
-        print(f"already done: {store.run_dir(key)} (pass --force to run it again)")
-        return RunOutcome(store.run_dir(key), done, skipped=True)
-
-    datamodule = kind.datamodule(
-        task, request.data_root, subset, request.download, request.num_workers
-    )
-    datamodule.prepare_data()
-    datamodule.setup("fit")  # a missing or broken dataset fails here, before anything is written
+    datamodule = plan.datamodule
     class_names = datamodule.class_names
     pl.seed_everything(request.seed, workers=True, verbose=False)  # the new head's init too
     module = kind.module(backbone.model, task, class_names)
 
     started = _now()
     t0 = time.perf_counter()
-    losses = LossHistory()
     record: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "task": task.name,
@@ -295,20 +413,19 @@ def execute(request: RunRequest) -> RunOutcome:
     }
     workdir = plan.workdir
     resume, resumed_step = _resumable_checkpoint(plan.last_checkpoint)
-    trainer: pl.Trainer | None = None
     try:
-        trainer = make_trainer(
-            request, task.train.epochs, workdir, [losses], plan.last_checkpoint.parent
-        )
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         trainer.test(module, datamodule=datamodule, verbose=False)
         metrics = kind.evaluate(
             module.test_outputs, class_names, [task.metrics.primary, *task.metrics.others]
         )
         record.update(status="completed", metrics=metrics, primary_metric=task.metrics.primary)
-    except BenchError:
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1): ours is exit 130
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignored it
+            raise RunInterrupted(_interrupted_message(plan)) from None
         raise
-    except Exception as err:  # a run that started and crashed is recorded as failed
+    except Exception as err:  # started and crashed: recorded as failed, then raised
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
         record["traceback"] = traceback.format_exc(limit=20)
         record.update(ended=_now(), wall_seconds=round(time.perf_counter() - t0, 3))
@@ -346,6 +463,29 @@ def execute(request: RunRequest) -> RunOutcome:
     run_dir = store.write(key, record, write_files)
     shutil.rmtree(workdir, ignore_errors=True)
     return RunOutcome(run_dir, record, skipped=False)
+
+
+def _interrupted_message(plan: PlannedRun) -> str:
+    """What an interrupted run kept, and how to go on."""
+    step = _checkpoint_step(plan.last_checkpoint)
+    if step is None:
+        return (
+            f"interrupted: nothing was kept ({plan.run_dir} was not written); run the same "
+            f"command again to start over."
+        )
+    return (
+        f"interrupted: the checkpoint at step {step} is kept in {plan.last_checkpoint.parent}; "
+        f"run the same command again: it resumes from step {step}."
+    )
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    if not path.is_file():
+        return None
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+    except Exception:  # unreadable: the rerun sets it aside and starts over
+        return None
 
 
 def _is_global_zero(trainer: pl.Trainer | None) -> bool:

@@ -18,13 +18,19 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmark import paths
 from benchmark.errors import BenchError
-from benchmark.runner import BackboneIdentity, PlannedRun, RunRequest, plan_run
+from benchmark.runner import (
+    BackboneIdentity,
+    PlannedRun,
+    RunRequest,
+    describe_data_identity,
+    plan_run,
+)
 from benchmark.yaml_files import read_yaml
 
 LauncherName = Literal["local", "slurm", "submitit-local", "submitit-debug"]
@@ -246,6 +252,7 @@ def plan_sweep(spec: SweepSpec) -> list[SweepItem]:
     """Every run of the sweep with its key and status; seeds outermost, so an interrupted
     sweep has whole seeds of every comparison first."""
     identities = resolve_backbones(spec.backbones, spec.template.arch)
+    data_identities: dict[str, dict[str, Any]] = {}  # each task's data is read once
     items: list[SweepItem] = []
     seen: dict[Any, SweepItem] = {}
     for seed in spec.seeds:
@@ -253,16 +260,10 @@ def plan_sweep(spec: SweepSpec) -> list[SweepItem]:
             for backbone in spec.backbones:
                 request = dataclasses.replace(spec.template, task=task, backbone=backbone,
                                               seed=seed)
-                plan = plan_run(request, identities[backbone])
+                plan = plan_run(request, identities[backbone], data_identities)
                 if plan.key in seen:  # the same backbone under two names: one run
                     continue
-                status: Status
-                if plan.store.completed(plan.key) is not None and not request.force:
-                    status = "done"
-                elif plan.last_checkpoint.is_file():
-                    status = "resume"
-                else:
-                    status = "to run"
+                status = cast(Status, plan.status(bool(request.force)))
                 item = SweepItem(request, plan, status)
                 seen[plan.key] = item
                 items.append(item)
@@ -277,6 +278,12 @@ def describe_plan(spec: SweepSpec, items: list[SweepItem]) -> list[str]:
         f"{counts['resume']} interrupted (resume from their checkpoint), "
         f"{counts['to run']} to run; results in {spec.template.results}"
     ]
+    described: set[str] = set()
+    for item in items:  # which data each task's keys stand for (fixture or real, fingerprint)
+        if item.plan.task.name not in described:
+            described.add(item.plan.task.name)
+            lines.append(f"  data {item.plan.task.name}: "
+                         f"{describe_data_identity(item.plan.data_identity)}")
     width = max((len(i.label) for i in items), default=0)
     for item in items:
         where = item.plan.last_checkpoint if item.status == "resume" else item.plan.run_dir

@@ -36,6 +36,12 @@ class SplitData:
     labels: np.ndarray | None = None
     is_fixture: bool = False
     source: dict[str, Any] = field(default_factory=dict)  # provenance for the run record
+    # The files that define the examples and their labels (index, split and annotation files;
+    # CIFAR-10's batches), hashed into the run key's data identity (benchmark.data.identity).
+    files: list[Path] = field(default_factory=list)
+    # What else identifies the content when there are no such files (a Hugging Face
+    # dataset's own fingerprint of its tables).
+    content_id: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.example_ids) != len(self.dataset):  # type: ignore[arg-type]
@@ -47,6 +53,7 @@ class DatasetAdapter(Protocol):
 
     name: str
     splits: Sequence[str]
+    version: int  # bump when what the adapter reads or how it labels changes (in the run key)
 
     def load_split(self, root: Path, split: str, download: bool, **args: Any) -> SplitData: ...
 
@@ -60,6 +67,8 @@ _ADAPTER_MODULES = ("cifar", "sun397", "celeba", "voc")
 def register_adapter(name: str) -> Callable[[type], type]:
     def deco(cls: type) -> type:
         cls.name = name
+        if not hasattr(cls, "version"):
+            cls.version = 1
         _ADAPTERS[name] = cls
         return cls
 

@@ -144,6 +144,7 @@ class CelebAAdapter:
             class_names=names,
             labels=ds.attr.numpy().astype(np.int64),
             is_fixture=md5 is not None,
+            files=[ds_root / name for _, _, name in CelebA.file_list if name.endswith(".txt")],
         )
 
     def write_fixture(self, root: Path, **args: Any) -> Path:

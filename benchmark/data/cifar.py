@@ -52,12 +52,15 @@ class CIFAR10Adapter:
                 f"extract it there."
             ) from None
         labels = np.asarray(ds.targets, dtype=np.int64)
+        batches = ds.train_list if split == "train" else ds.test_list
+        files = [folder / name for name, _ in batches] + [folder / ds.meta["filename"]]
         return SplitData(
             dataset=ds,
             example_ids=[f"{split}/{i:05d}" for i in range(len(labels))],
             class_names=list(ds.classes),
             labels=labels,
             is_fixture=md5 is not None,
+            files=files,
         )
 
     def write_fixture(self, root: Path, per_class_train: int = 6, per_class_test: int = 4) -> Path:

@@ -32,6 +32,9 @@ from benchmark.data.fixtures import read_manifest, verify_manifest, write_manife
 from benchmark.errors import BenchError
 from benchmark.tasks import HFSource, Task
 
+# Bump when what this source reads or how it labels changes (it is in the run key).
+HF_SOURCE_VERSION = 1
+
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
 _LOCAL_PREFIXES = ("/", "./", "../", "~")
 
@@ -135,6 +138,7 @@ def load_hf_split(task: Task, split: str) -> SplitData:
         labels=targets,
         is_fixture=manifest is not None,
         source={"hf": {"id": spec.id, "config": spec.config, "revision": spec.revision}},
+        content_id=getattr(table, "_fingerprint", None),  # datasets' hash of the tables' content
     )
 
 

@@ -119,8 +119,36 @@ class TransformedSplit(Dataset):
         return image, target, position
 
 
+def splits_identity(task: Task, root: Path, splits: dict[str, SelectedSplit]) -> dict[str, Any]:
+    """The data identity of the run key (:mod:`benchmark.data.identity`) of these splits."""
+    from benchmark.data.identity import data_identity
+
+    loaded = list({id(sel.data): sel.data for sel in splits.values()}.values())
+    adapter = get_adapter(task.data.adapter)
+    version = getattr(adapter, "version", 1)
+    if task.data.source == "hf":
+        from benchmark.data.hf import HF_SOURCE_VERSION
+
+        version = HF_SOURCE_VERSION
+    selected = {}
+    for name, sel in splits.items():
+        labels = sel.labels()
+        selected[name] = (sel.example_ids, labels)
+    return data_identity(
+        adapter=task.data.adapter,
+        adapter_version=version,
+        source=task.data.source,
+        fixture=any(d.is_fixture for d in loaded),
+        splits=selected,
+        files=[f for d in loaded for f in d.files],
+        root=root,
+        extra={"content": [d.content_id for d in loaded if d.content_id is not None],
+               "source": [d.source for d in loaded]},
+    )
+
+
 def describe(task: Task, root: Path, splits: dict[str, SelectedSplit]) -> dict[str, Any]:
-    """What the run record says about its data."""
+    """What the run record says about its data (beyond the identity in its config)."""
     any_split = next(iter(splits.values())).data
     return {
         "adapter": task.data.adapter,

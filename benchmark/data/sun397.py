@@ -196,6 +196,7 @@ class SUN397Adapter:
             labels=np.asarray(ds._labels, dtype=np.int64),
             is_fixture=md5 is not None,
             source={"partition": partition},
+            files=[folder / "ClassName.txt", partition_file],
         )
 
     def write_fixture(self, root: Path, **args: Any) -> Path:

@@ -103,6 +103,10 @@ def _load_year(root: Path, year: int, image_set: str, download: bool) -> tuple[V
     return VOCImages(list(ds.images), annotations, list(ds.annotations)), md5 is not None
 
 
+def _image_set_file(root: Path, year: int, image_set: str) -> Path:
+    return Path(root) / "VOCdevkit" / f"VOC{year}" / "ImageSets" / "Main" / f"{image_set}.txt"
+
+
 def stratification_labels(annotations: Sequence[VOCAnnotation]) -> np.ndarray:
     """One label per image for the stratified carve and subsets: the split's rarest class among
     the image's non-difficult objects, so a small subset covers as many classes as it can.
@@ -155,6 +159,10 @@ class VOCAdapter:
             labels=stratification_labels(dataset.annotations),
             is_fixture=all(fixture for _, fixture in parts),
             source={"voc_trainval_years": [int(y) for y in _check_years(trainval_years)]},
+            files=[
+                *(_image_set_file(root, year, split) for year in years),
+                *(Path(x) for x in dataset.xml),
+            ],
         )
 
     def write_fixture(self, root: Path) -> Path:
