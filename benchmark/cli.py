@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # RunInterrupted says what was kept; a bare one, nothing
-        print(f"bench: {err or 'interrupted: nothing was written'}", file=sys.stderr)
+        print(f"bench: {str(err) or 'interrupted: nothing was written'}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `bench list backbones | head`: the reader left, not an error
         # Python's documented recipe: point stdout at devnull so the exit flush cannot fail again

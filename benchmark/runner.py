@@ -7,6 +7,7 @@ starts and before anything is written, so a run that never started leaves no tra
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -169,6 +170,9 @@ class KeepOnException(OnExceptionCheckpoint):
     """Lightning's on-exception checkpoint, written over the periodic ``last.ckpt`` and never
     removed at teardown (Lightning's removes its file then, which here is the resumable
     checkpoint itself; the runner deletes the work folder once the record is written)."""
+
+    def on_exception(self, trainer: pl.Trainer, *_: Any, **__: Any) -> None:
+        trainer.save_checkpoint(self.ckpt_path, weights_only=False)  # optimiser state too
 
     def teardown(self, trainer: pl.Trainer, *_: Any, **__: Any) -> None:
         pass
@@ -335,15 +339,24 @@ def build_trainer(
     checkpoint_dir: Path | None = None,
 ) -> pl.Trainer:
     """:func:`make_trainer`, with Lightning's refusals of an option (``--precision bogus``,
-    ``--accelerator tpu`` on a machine without one) as one-line user errors."""
+    ``--accelerator tpu`` on a machine without one) as one-line user errors.
+
+    Built before anything is written and quietly (Lightning's "GPU available" lines would come
+    before an "already done" or an error); the runner says what it trains on once it trains.
+    """
+    quiet = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
     try:
         return make_trainer(request, task_epochs, workdir, callbacks, checkpoint_dir)
-    except (MisconfigurationException, ValueError, TypeError) as err:
+    except (MisconfigurationException, ValueError, TypeError, ImportError) as err:
         raise BenchError(
             f"the Trainer options are not usable here (--accelerator {request.accelerator} "
             f"--devices {request.devices} --strategy {request.strategy} --precision "
             f"{request.precision}): {err}"
         ) from None
+    finally:
+        quiet.setLevel(level)
 
 
 def execute(request: RunRequest) -> RunOutcome:
@@ -390,6 +403,9 @@ def _train_and_record(
     assert backbone is not None
     datamodule = plan.datamodule
     class_names = datamodule.class_names
+    if trainer.is_global_zero:
+        print(f"training {plan.run_dir} on {type(trainer.accelerator).__name__} x"
+              f"{trainer.num_devices} ({request.precision})", flush=True)
     pl.seed_everything(request.seed, workers=True, verbose=False)  # the new head's init too
     module = kind.module(backbone.model, task, class_names)
 
