@@ -302,19 +302,40 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit status: 0 done, 2 the user's mistake, 1 the environment (or a bug), 130 interrupted;
+    each failure one line on stderr, the traceback only with ``BENCH_DEBUG=1``."""
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except BenchError as err:
+        _debug_traceback()
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # RunInterrupted says what was kept; a bare one, nothing
+        _debug_traceback()
         print(f"bench: {str(err) or 'interrupted: nothing was written'}", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `bench list backbones | head`: the reader left, not an error
         # Python's documented recipe: point stdout at devnull so the exit flush cannot fail again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as err:  # the environment (disk, network) or a bug: one line, exit 1
+        _debug_traceback()
+        detail = " ".join(str(err).split())[:500]
+        print(
+            f"bench: error: {type(err).__name__}: {detail} (if this is not the disk or the "
+            f"network, it is a bug in blurbench: please report it with the output of the same "
+            f"command under BENCH_DEBUG=1)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _debug_traceback() -> None:
+    if os.environ.get("BENCH_DEBUG") == "1":
+        import traceback
+
+        traceback.print_exc()
 
 
 if __name__ == "__main__":

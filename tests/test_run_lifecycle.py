@@ -178,3 +178,24 @@ def test_a_mistake_found_during_training_leaves_a_failed_record(tmp_path, cifar_
     monkeypatch.undo()
     assert bench(*args) == 0
     assert read_json(run_dir / "record.json")["status"] == "completed"
+
+
+def test_a_full_disk_is_exit_1_in_one_line_and_debug_shows_the_traceback(
+    tmp_path, cifar_root, paper_resnet18, monkeypatch, capsys
+) -> None:
+    from benchmark import records
+
+    def full(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(records.RunStore, "write", full)
+    args = ("run", "--task", "cifar10", *CPU, "--backbone", paper_resnet18, "--data-root",
+            cifar_root, "--results", tmp_path / "results", "--max-steps", "1")  # fmt: skip
+    assert bench(*args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("bench: error: OSError: [Errno 28] No space left on device")
+    monkeypatch.setenv("BENCH_DEBUG", "1")
+    assert bench(*args) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "No space left on device" in err
