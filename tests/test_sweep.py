@@ -235,11 +235,22 @@ def test_slurm_parameters_come_from_the_task(tmp_path, data_root, env) -> None:
                          shutil.which("srun") is not None, reason="this machine has SLURM")),
     ],
 )
-def test_user_errors(tmp_path, env, capsys, args, file, message) -> None:
-    base = ["sweep", "--backbones", "t_original_r18", "--results", tmp_path]
+def test_user_errors(tmp_path, env, data_root, capsys, args, file, message) -> None:
+    base = ["sweep", "--backbones", "t_original_r18", "--results", tmp_path,
+            "--data-root", data_root]
     if file is not None:
         (tmp_path / "s.yaml").write_text(file)
         base += ["--file", tmp_path / "s.yaml"]
     assert bench(*base, *args) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_sweep_needs_its_data_to_plan(tmp_path, env, capsys) -> None:
+    """Each run key holds its data's identity, so planning reads the data: missing data is one
+    line at planning time, before any run starts."""
+    assert bench("sweep", "--backbones", "t_original_r18", "--tasks", "cifar10", "--results",
+                 tmp_path / "r", "--data-root", tmp_path / "nothing-here", "--dry-run") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "CIFAR-10 not found or corrupted under" in err[0]
+    assert not (tmp_path / "r").exists()
