@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="compare two backbones by name, e.g. for checkpoint files whose "
                        "pretraining data the registry does not know (repeatable)")
     board.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates")
-    board.add_argument("--confidence", type=float, default=0.95)
+    board.add_argument("--confidence", type=float, default=0.95,
+                       help="level of every interval; the verdict uses alpha = 1 - confidence")
     board.add_argument("--bootstrap-seed", type=int, default=0)
     board.add_argument("--top", type=int, default=10,
                        help="most affected classes/attributes listed per comparison")

@@ -36,11 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, closest_names
 from benchmark.records import RECORD_FILE, RunStore
 from benchmark.score_cache import ScoreArrayCache
 from benchmark.scores import ExampleScores, ResampledMetric, RunScores, Scored
 from benchmark.stats import (
+    MIN_TEST_EXAMPLES,
     DeltaResult,
     SeedSummary,
     holm_adjust,
@@ -55,9 +56,6 @@ from benchmark.stats import (
 )
 
 DATA_ORDER = {"original": 0, "blurred": 1, "overlayed": 2, "none": 3}
-# A class / attribute with fewer test examples than this gets a delta but no interval or test:
-# resampling 2 examples pooled over seeds gives zero-width intervals that claim certainty.
-MIN_COLUMN_EXAMPLES = 10
 COMPARED_DATA = ("blurred", "overlayed")
 PAPER_REPO = "https://github.com/princetonvisualai/imagenet-face-obfuscation"
 
@@ -194,7 +192,7 @@ class ColumnDeltas:
     p_holm: np.ndarray
     plot_file: str = ""
     plot_png: bytes = b""
-    untested: int = 0  # columns with too few examples for an interval (MIN_COLUMN_EXAMPLES)
+    untested: int = 0  # columns with too few examples for an interval (MIN_TEST_EXAMPLES)
 
     def most_affected(self, top: int) -> list[int]:
         finite = [j for j, r in enumerate(self.results) if math.isfinite(r.delta)]
@@ -373,7 +371,11 @@ def _metric_kinds(runs: Sequence[Run]) -> tuple[str, list[str], list[str]]:
     return primary, scalar, columns
 
 
-def group_settings(runs: Iterable[Run], problems: list[Problem]) -> list[Setting]:
+def group_settings(
+    runs: Iterable[Run], problems: list[Problem], confidence: float = 0.95
+) -> list[Setting]:
+    """Runs grouped into settings, each backbone's metrics summarised over seeds at
+    ``confidence`` (the level every interval of the leaderboard uses)."""
     groups: dict[tuple[str, str, str, str], list[Run]] = {}
     for run in runs:
         groups.setdefault((run.task, run.protocol, run.subset, run.setting), []).append(run)
@@ -386,7 +388,7 @@ def group_settings(runs: Iterable[Run], problems: list[Problem]) -> list[Setting
             rows.setdefault(key, Row(run.backbone, run.arch, run.data, run.sha256)).runs.append(run)
         for row in rows.values():
             row.runs = _dedupe_seeds(row.runs, problems)
-            row.summaries = {m: _summary(row.values(m)) for m in scalar}
+            row.summaries = {m: _summary(row.values(m), confidence) for m in scalar}
         names = [row.name for row in rows.values()]
         for row in rows.values():
             ambiguous = names.count(row.name) > 1
@@ -418,8 +420,8 @@ def _duplicate(dropped: Run, kept: Run) -> Problem:
                    f"{kept.run_dir} (newer, used instead)", dropped.task)
 
 
-def _summary(values: list[float]) -> SeedSummary | None:
-    return seed_interval(values) if values else None
+def _summary(values: list[float], confidence: float) -> SeedSummary | None:
+    return seed_interval(values, confidence) if values else None
 
 
 # --------------------------------------------------------------------------- 4. pairs
@@ -437,6 +439,26 @@ def parse_pairs(specs: Sequence[str]) -> list[tuple[str, str]]:
             )
         pairs.append((a.strip(), b.strip()))
     return pairs
+
+
+def check_pair_names(
+    explicit: Sequence[tuple[str, str]], settings: Sequence[Setting]
+) -> None:
+    """Refuse a --pair that names a backbone no record has: a typo would otherwise give a
+    leaderboard without the asked-for comparison and the reason only in its problems list."""
+    known = sorted({name for s in settings for row in s.rows for name in (row.name, row.label)})
+    for a_name, b_name in explicit:
+        unknown = [name for name in (a_name, b_name) if name not in known]
+        if not unknown:
+            continue
+        hints = "".join(closest_names(name, known) for name in unknown)
+        listed = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20
+                                          else "")
+        raise BenchError(
+            f"--pair {a_name}:{b_name}: no record has a backbone named "
+            f"{' or '.join(repr(n) for n in unknown)}.{hints} Known backbones: "
+            f"{listed or 'none (no completed runs)'}."
+        )
 
 
 def find_pairs(
@@ -716,15 +738,16 @@ def compare(
 def _untested_small_columns(
     results: list[DeltaResult], scored: Scored
 ) -> tuple[list[DeltaResult], int]:
-    """Drop the interval and p-value of columns counted on fewer than MIN_COLUMN_EXAMPLES test
-    examples (known for per-example scores: a per-class column counts its class's examples);
-    they keep their delta and stay out of the Holm family."""
+    """Drop the interval and p-value of columns counted on fewer than MIN_TEST_EXAMPLES test
+    examples, the bound the whole test set has (known for per-example scores: a per-class
+    column counts its class's examples); they keep their delta and stay out of the Holm family.
+    """
     if not isinstance(scored, ExampleScores) or scored.values.ndim != 2:
         return results, 0
     counts = np.sum(~np.isnan(scored.values), axis=0)
     out, untested = [], 0
     for result, count in zip(results, counts, strict=True):
-        if count < MIN_COLUMN_EXAMPLES and math.isfinite(result.p_value):
+        if count < MIN_TEST_EXAMPLES and math.isfinite(result.p_value):
             result = DeltaResult(result.delta, math.nan, math.nan, math.nan, 0,
                                  result.n_examples, result.confidence)
             untested += 1
@@ -743,7 +766,8 @@ def _verdict(
         return (f"{metric}: not enough data for a comparison (no paired test: predictions "
                 f"unavailable; fewer than two seeds on a side)")
     text = verdict(paired, metric, alpha=alpha, subject=subject)
-    called = "no detectable difference" not in text and "not enough" not in text
+    called = (math.isfinite(paired.delta) and math.isfinite(paired.p_value)
+              and "no detectable difference" not in text)
     if called and seeds is not None and math.isfinite(seeds.low) and seeds.low <= 0 <= seeds.high:
         text += "; within seed-to-seed variation"
     return text
@@ -779,7 +803,8 @@ def build(
     timings["read records"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    settings = group_settings(runs, problems)
+    settings = group_settings(runs, problems, confidence)
+    check_pair_names(explicit, settings)
     found = find_pairs(settings, explicit, problems)
     timings["group and seed intervals"] = time.perf_counter() - t0
 
@@ -806,7 +831,7 @@ def build(
         from benchmark.leaderboard_html import plot_data, render_plots
 
         views = [(comp, view) for comp in comparisons for view in comp.columns]
-        pngs = render_plots([plot_data(comp, view, 1.0 - confidence) for comp, view in views])
+        pngs = render_plots([plot_data(comp, view, confidence) for comp, view in views])
         for (comp, view), png in zip(views, pngs, strict=True):
             view.plot_file = f"plots/{_file_slug(comp.anchor)}-{_file_slug(view.metric)}.png"
             view.plot_png = png

@@ -24,27 +24,39 @@ from urllib.parse import quote
 import numpy as np
 from jinja2 import Environment
 
-from benchmark.stats import DeltaResult, SeedSummary
+from benchmark.stats import MIN_TEST_EXAMPLES, DeltaResult, SeedSummary, too_few_examples_text
 
 if TYPE_CHECKING:
     from benchmark.leaderboard import ColumnDeltas, Comparison, Leaderboard, MetricDelta
 
-METHOD = (
-    "Per backbone, each metric is the mean over training seeds with a 95% Student-t interval "
-    "(no interval from one seed). Each backbone pretrained on face-blurred (or overlayed) "
-    "ImageNet is paired with the original-data backbone of the same architecture, from the "
-    "pretraining-data field of the backbone registry kept in every record. The delta (compared "
-    "minus original, in points) comes with a 95% paired bootstrap interval over test examples: "
-    "each replicate resamples the test examples once, applies the same resample to both "
-    "backbones and all their seeds, and recomputes the metric (means over seeds); the two-sided "
-    "p-value is the bootstrap tail fraction with a +1 correction. A difference is called only "
-    "when the interval excludes 0 and p < 0.05; otherwise the verdict is 'no detectable "
-    "difference', which is not proof of equality. The bootstrap measures test-set noise; the "
-    "'seeds' interval (Welch, over training runs) measures training noise, and a called "
-    "difference inside it is flagged. Per-class, per-attribute and per-region deltas use the "
-    "same bootstrap per column, detection AP resamples images, and their p-values are "
-    "Holm-adjusted within each comparison."
-)
+def method_text(confidence: float) -> str:
+    """The method paragraph, at the leaderboard's confidence level (alpha = 1 - confidence)."""
+    level, alpha = level_text(confidence), f"{1.0 - confidence:.4g}"
+    return (
+        f"Per backbone, each metric is the mean over training seeds with a {level} Student-t "
+        "interval (no interval from one seed). Each backbone pretrained on face-blurred (or "
+        "overlayed) ImageNet is paired with the original-data backbone of the same architecture, "
+        "from the pretraining-data field of the backbone registry kept in every record. The "
+        f"delta (compared minus original, in points) comes with a {level} paired bootstrap "
+        "interval over test examples: each replicate resamples the test examples once, applies "
+        "the same resample to both backbones and all their seeds, and recomputes the metric "
+        "(means over seeds); the two-sided p-value is the bootstrap tail fraction with a +1 "
+        "correction, a replicate delta of exactly 0 counting in both tails (computed in exact "
+        "integer arithmetic for per-example counts). A difference is called only when the "
+        f"interval excludes 0 and p < {alpha}; otherwise the verdict is 'no detectable "
+        "difference', which is not proof of equality. Fewer than "
+        f"{MIN_TEST_EXAMPLES} test examples (or examples of a class) get no interval, p-value "
+        "or verdict. The bootstrap measures test-set noise; the 'seeds' interval (Welch, over "
+        "training runs) measures training noise, and a called difference inside it is flagged. "
+        "Per-class, per-attribute and per-region deltas use the same bootstrap per column, "
+        "detection AP resamples images, and their p-values are Holm-adjusted within each "
+        "comparison."
+    )
+
+
+def level_text(confidence: float) -> str:
+    """``0.9 -> "90%"``: how every label names the interval level."""
+    return f"{100.0 * confidence:g}%"
 
 DATA_BADGE = {"original": "original", "blurred": "blurred", "overlayed": "overlayed"}
 
@@ -113,9 +125,12 @@ class PlotData:
     low: np.ndarray
     high: np.ndarray
     significant: np.ndarray  # Holm-adjusted p < alpha
+    level: str  # the confidence level of the intervals, e.g. "95%"
 
 
-def plot_data(comp: Comparison, view: ColumnDeltas, alpha: float) -> PlotData:
+def plot_data(comp: Comparison, view: ColumnDeltas, confidence: float) -> PlotData:
+    """Columns with an interval, sorted by delta; significant at alpha = 1 - confidence."""
+    alpha = 1.0 - confidence
     keep = [
         j for j, r in enumerate(view.results)
         if math.isfinite(r.delta) and math.isfinite(r.low) and math.isfinite(r.high)
@@ -129,6 +144,7 @@ def plot_data(comp: Comparison, view: ColumnDeltas, alpha: float) -> PlotData:
         high=np.array([view.results[j].high for j in keep]) * 100.0,
         significant=np.array([np.nan_to_num(view.p_holm[j], nan=1.0) < alpha for j in keep],
                              dtype=bool),
+        level=level_text(confidence),
     )
 
 
@@ -166,12 +182,12 @@ def render_plot(data: PlotData) -> bytes:
     if labelled:
         ax.set_yticks(position, [_plain(c) for c in data.columns], fontsize=7)
         ax.axvline(0.0, color="#555555", linewidth=0.8)
-        ax.set_xlabel("difference in points (compared − original), 95% paired bootstrap interval",
-                      fontsize=8)
+        ax.set_xlabel(f"difference in points (compared − original), {data.level} paired "
+                      "bootstrap interval", fontsize=8)
         ax.set_ylim(-0.7, max(k - 0.3, 0.3))
     else:
         ax.axhline(0.0, color="#555555", linewidth=0.8)
-        ax.set_ylabel("difference in points", fontsize=8)
+        ax.set_ylabel(f"difference in points, {data.level} interval", fontsize=8)
         ax.set_xlabel(f"{k} columns sorted by difference; the 3 largest each way named",
                       fontsize=8)
         for rank in [*range(min(3, k)), *range(max(3, k - 3), k)]:
@@ -241,9 +257,7 @@ def _view_caption(view: ColumnDeltas, alpha: float) -> str:
         f"(Holm-adjusted p < {alpha:g})"
     )
     if view.untested:
-        from benchmark.leaderboard import MIN_COLUMN_EXAMPLES
-
-        caption += (f"; {view.untested} with fewer than {MIN_COLUMN_EXAMPLES} test examples "
+        caption += (f"; {view.untested} with fewer than {MIN_TEST_EXAMPLES} test examples "
                     f"not tested")
     return caption
 
@@ -288,6 +302,8 @@ def _setting_context(board: Leaderboard, links: Any, top: int) -> list[dict[str,
                 "explicit": comp.explicit,
                 "fixture": comp.a.fixture or comp.b.fixture,
                 "n_examples": comp.n_examples,
+                "too_few": (too_few_examples_text() if comp.n_examples is not None
+                            and comp.n_examples < MIN_TEST_EXAMPLES else ""),
                 "seeds": comp.seeds_paired,
                 "rows": [_metric_row(m) for m in comp.metrics],
                 "views": [
@@ -357,9 +373,9 @@ def _context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
         "problems": problems,
         "reference": list(_reference_rows()),
         "paper_repo": "https://github.com/princetonvisualai/imagenet-face-obfuscation",
-        "method": METHOD,
+        "method": method_text(board.confidence),
         "n_boot": board.n_boot,
-        "confidence": f"{100 * board.confidence:g}%",
+        "confidence": level_text(board.confidence),
     }
 
 
@@ -407,8 +423,8 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
     if ctx["summary"]:
         lines += _md_table(
             ["task", "original backbone", "compared backbone", "metric", "original", "compared",
-             "delta",
-             "95% interval (test examples)", "p", "95% interval (seeds)", "verdict"],
+             "delta", f"{ctx['confidence']} interval (test examples)", "p",
+             f"{ctx['confidence']} interval (seeds)", "verdict"],
             [
                 [md(s["task"]) + (" **[fixture]**" if s["fixture"] else ""), md(s["a"]),
                  md(s["b"]), md(s["metric"]), s["a_value"], s["b_value"], s["delta"], s["ci"],
@@ -439,19 +455,21 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
                 f"### {md(comp['title'])}{' **[fixture]**' if comp['fixture'] else ''}",
                 "",
                 f"{how}; " + (f"{n} test examples, {comp['seeds'][0]} + {comp['seeds'][1]} "
-                              f"seeds in the paired test" if n else "no paired test"),
+                              f"seeds in the paired test" if n else "no paired test")
+                + (f"; {comp['too_few']}" if comp["too_few"] else ""),
                 "",
             ]
             lines += _md_table(
-                ["metric", md(comp["a"]), md(comp["b"]), "delta", "95% interval (examples)", "p",
-                 "95% interval (seeds)", "verdict"],
+                ["metric", md(comp["a"]), md(comp["b"]), "delta",
+                 f"{ctx['confidence']} interval (examples)", "p",
+                 f"{ctx['confidence']} interval (seeds)", "verdict"],
                 [[md(r["metric"]), r["a"], r["b"], r["delta"], r["ci"], r["p"], r["seeds"],
                   md(r["verdict"])] for r in comp["rows"]],
             )
             for view in comp["views"]:
                 lines += [f"Most affected, {md(view['caption'])}:", ""]
                 lines += _md_table(
-                    ["column", "delta", "95% interval", "p", "p (Holm)"],
+                    ["column", "delta", f"{ctx['confidence']} interval", "p", "p (Holm)"],
                     [[md(v["column"]), v["delta"], v["ci"], v["p"], v["p_holm"]]
                      for v in view["rows"]],
                 )
@@ -492,7 +510,8 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
 CSV_FIELDS = [
     "section", "task", "protocol", "subset", "setting", "kind", "backbone", "pretraining_data",
     "arch", "compared_with", "metric", "column", "value", "low", "high", "seeds_low",
-    "seeds_high", "n_seeds", "n_examples", "p_value", "p_holm", "verdict", "fixture", "links",
+    "seeds_high", "confidence", "n_seeds", "n_examples", "p_value", "p_holm", "verdict",
+    "fixture", "links",
 ]  # fmt: skip
 
 
@@ -515,6 +534,8 @@ def render_csv(board: Leaderboard, out: Path) -> str:
     writer.writeheader()
 
     def put(**row: Any) -> None:
+        if row.get("low") is not None or row.get("seeds_low") is not None:
+            row.setdefault("confidence", board.confidence)  # the level of low/high/seeds_*
         writer.writerow({k: _csv_cell(row.get(k)) for k in CSV_FIELDS})
 
     for s in board.settings:
@@ -609,8 +630,8 @@ backbones.</div>
 {% if summary %}
 <div class="scroll"><table id="comparison-summary">
 <tr><th>task</th><th>original backbone</th><th>compared backbone</th><th>metric</th>
-<th>original</th><th>compared</th><th>delta</th><th>95% interval (test examples)</th><th>p</th>
-<th>95% interval (seeds)</th><th>verdict</th></tr>
+<th>original</th><th>compared</th><th>delta</th><th>{{ confidence }} interval (test examples)</th>
+<th>p</th><th>{{ confidence }} interval (seeds)</th><th>verdict</th></tr>
 {% for s in summary %}
 <tr><td><a href="#{{ s.anchor }}">{{ s.task }}</a>{% if s.fixture %}<span
 class="badge fixture">FIXTURE</span>{% endif %}</td><td>{{ s.a }}</td><td>{{ s.b }}</td>
@@ -646,10 +667,12 @@ class="badge fixture">FIXTURE</span>{% endif %}</td><td>{{ s.a }}</td><td>{{ s.b
 %}<span class="badge fixture">FIXTURE</span>{% endif %}</h3>
 <p class="note">{% if c.explicit %}explicit pair{% else %}paired by architecture{% endif %};
 {% if c.n_examples %}{{ c.n_examples }} test examples, {{ c.seeds[0] }} + {{ c.seeds[1] }} seeds
-in the paired test{% else %}no paired test{% endif %}</p>
+in the paired test{% else %}no paired test{% endif %}{% if c.too_few %}; {{ c.too_few }}{% endif
+%}</p>
 <div class="scroll"><table class="comparison">
 <tr><th>metric</th><th>{{ c.a }}</th><th>{{ c.b }}</th><th>delta</th>
-<th>95% interval (examples)</th><th>p</th><th>95% interval (seeds)</th><th>verdict</th></tr>
+<th>{{ confidence }} interval (examples)</th><th>p</th><th>{{ confidence }} interval (seeds)</th>
+<th>verdict</th></tr>
 {% for r in c.rows %}
 <tr><td>{{ r.metric }}</td><td class="num">{{ r.a }}</td><td class="num">{{ r.b }}</td>
 <td class="num">{{ r.delta }}</td><td class="num">{{ r.ci }}</td><td class="num">{{ r.p }}</td>
@@ -660,7 +683,8 @@ in the paired test{% else %}no paired test{% endif %}</p>
 <details{% if loop.first %} open{% endif %}>
 <summary>Most affected: {{ v.caption }}; orange in the plot</summary>
 <div class="scroll"><table class="affected">
-<tr><th>column</th><th>delta</th><th>95% interval</th><th>p</th><th>p (Holm)</th></tr>
+<tr><th>column</th><th>delta</th><th>{{ confidence }} interval</th><th>p</th><th>p (Holm)</th>
+</tr>
 {% for r in v.rows %}
 <tr><td>{{ r.column }}</td><td class="num">{{ r.delta }}</td><td class="num">{{ r.ci }}</td>
 <td class="num">{{ r.p }}</td><td class="num">{{ r.p_holm }}</td></tr>

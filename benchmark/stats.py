@@ -30,12 +30,14 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from scipy import sparse
 from scipy import stats as _sps
 
 __all__ = [
+    "MIN_TEST_EXAMPLES",
     "DeltaResult",
     "SeedSummary",
     "bootstrap_indices",
@@ -56,6 +58,24 @@ __all__ = [
 _CHUNK_ELEMENTS = 1 << 17
 # Multiplicity counts [rows, N] batched for one matrix product in the columns version (16 MiB).
 _BATCH_ELEMENTS = 1 << 21
+# A bootstrap over fewer test examples gets a delta but no interval, p-value or verdict: with N = 1
+# every replicate equals the full data (interval [d, d], p at its floor), and with a handful the
+# few distinct resamples give intervals far narrower than the truth. Applied in _summarise, which
+# every bootstrap here goes through, so no caller can get a test from fewer; the leaderboard uses
+# the same bound for per-class columns (examples of that class).
+MIN_TEST_EXAMPLES = 10
+# Replicate deltas of float-valued metrics (mAP, balanced accuracy) within this of 0 are exact
+# ties computed with rounding error: a metric in [0, 1] averaged over up to 10**6 terms carries
+# less than 10**6 * 2**-53 ~ 1e-10 of it, while a real difference of 1e-9 is 1e-7 points, far
+# below anything reported. They are snapped to 0.0 and so counted in both tails, which can only
+# raise p (conservative), and no interval endpoint of +-1e-17 can exclude 0 by accident.
+_TIE_TOLERANCE = 1e-9
+# Per-example scores are read as exact fractions p / D with D up to this (0/1 correctness: D = 1;
+# the mean of K 0/1 attributes: D = K), so their bootstrap can run in exact integer arithmetic.
+_MAX_DENOMINATOR = 1 << 12
+# Integers below 2**53 are exact in float64, so BLAS and numpy sums of integer-valued float64
+# arrays stay exact while every partial sum is below this: the fast path is also the exact one.
+_EXACT_FLOAT_INT = float(1 << 53)
 _LOW32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 
@@ -291,6 +311,15 @@ def paired_bootstrap_mean(
     ``p = min(1, 2 * min(P(delta* <= 0), P(delta* >= 0)))`` where each tail fraction is
     ``(count + 1) / (n_boot + 1)``; the +1 keeps p above zero (the smallest attainable p is
     ``2 / (n_boot + 1)``), as a finite number of replicates cannot show p = 0.
+
+    Exact ties. A replicate whose delta is 0 counts in both tails, so the tails must see exact
+    zeros: seed means in steps of 1/3 give +-1e-17 in floating point, which put such a replicate
+    in one tail only and biased p low. When the scores are fractions with a small common
+    denominator (0/1 correctness, attribute accuracy over K attributes), the replicate delta
+    times ``n * Sa * Sb * D`` is the integer ``sum_i (Sa * sum_s b_si - Sb * sum_s a_si) * D``
+    over the resampled ``i``; it is computed as integer-valued float64 (exact below 2**53, and
+    as fast as the float path), so its sign and its zeros are exact. Other scores fall back to
+    floats with ties within a tolerance (see ``_summarise``).
     """
     a = _as_seed_matrix(scores_a, "scores_a")
     b = _as_seed_matrix(scores_b, "scores_b")
@@ -298,16 +327,18 @@ def paired_bootstrap_mean(
     _check_confidence(confidence)
     _check_n_boot(n_boot)
     n = a.shape[1]
-    diff = b.mean(axis=0) - a.mean(axis=0)
+    exact = _exact_seed_differences(a, b)
+    diff, scale = exact if exact is not None else (b.mean(axis=0) - a.mean(axis=0), 1.0)
     deltas = np.empty(n_boot)
     gathered = np.empty((_chunk_rows(n), n))
     done = 0
     for idx in _index_chunks(n, n_boot, rng_seed):
         count = idx.shape[0]
         values = np.take(diff, idx, out=gathered[:count], mode="clip")  # clip: unbuffered out
-        deltas[done : done + count] = values.sum(axis=1) / n
+        deltas[done : done + count] = values.sum(axis=1) / (n * scale)
         done += count
-    return _summarise(float(diff.mean()), deltas, confidence, n)
+    point = float(diff.sum()) / (n * scale)
+    return _summarise(point, deltas, confidence, n, exact=exact is not None)
 
 
 def paired_bootstrap(
@@ -361,8 +392,11 @@ def paired_bootstrap_mean_columns(
     Vectorised over columns and replicates: a replicate's multiplicity counts ``[rows, N]``
     multiply the zero-filled scores and the validity masks in one matrix product. When the NaN
     pattern is the same for every seed and both backbones (the usual case) the seeds are merged
-    first, so the cost does not grow with the number of seeds. Test the columns together with
-    :func:`holm_adjust` on the p-values.
+    first, so the cost does not grow with the number of seeds; there, as in
+    :func:`paired_bootstrap_mean`, scores that are small-denominator fractions are summed as
+    exact integers (a column's delta is an integer numerator over a positive integer count, so
+    the numerator's sign decides the tail). Test the columns together with :func:`holm_adjust`
+    on the p-values.
     """
     a = _as_column_tensor(scores_a, "scores_a")
     b = _as_column_tensor(scores_b, "scores_b")
@@ -377,15 +411,20 @@ def paired_bootstrap_mean_columns(
     n, k = a.shape[1], a.shape[2]
     valid_a, valid_b = ~np.isnan(a), ~np.isnan(b)
     shared_mask = bool(np.all(valid_a == valid_a[0]) and np.all(valid_b == valid_a[0]))
+    exact = None
 
     with np.errstate(invalid="ignore", divide="ignore"):
         if shared_mask:
             # mean_s(sum_i c_i x_sik / m_k) = sum_i c_i mean_s(x_sik) / m_k with m_k shared
-            diff = np.where(valid_a[0], np.nan_to_num(b).mean(0) - np.nan_to_num(a).mean(0), 0.0)
+            exact = _exact_seed_differences(np.nan_to_num(a), np.nan_to_num(b))
+            diff, scale = exact if exact is not None else (
+                np.nan_to_num(b).mean(0) - np.nan_to_num(a).mean(0), 1.0
+            )
+            diff = np.where(valid_a[0], diff, 0.0)
             sums = np.concatenate([diff, valid_a[0].astype(np.float64)], axis=1)  # [N, 2K]
 
             def column_deltas(sum_cols: np.ndarray) -> np.ndarray:
-                return sum_cols[:, :k] / sum_cols[:, k:]
+                return sum_cols[:, :k] / (sum_cols[:, k:] * scale)
 
         else:
             sa, sb = a.shape[0], b.shape[0]
@@ -420,7 +459,10 @@ def paired_bootstrap_mean_columns(
                 deltas[done : done + filled] = column_deltas(resampled_sums(counts[:filled]))
                 done += filled
                 filled = 0
-    return [_summarise(float(point[j]), deltas[:, j], confidence, n) for j in range(k)]
+    return [
+        _summarise(float(point[j]), deltas[:, j], confidence, n, exact=exact is not None)
+        for j in range(k)
+    ]
 
 
 def paired_bootstrap_batched(
@@ -546,19 +588,24 @@ def holm_adjust(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def verdict(
-    result: DeltaResult, metric_name: str, alpha: float = 0.05, subject: str = "blurred"
+    result: DeltaResult, metric_name: str, alpha: float | None = None, subject: str = "blurred"
 ) -> str:
     """Plain-words reading of a comparison, e.g. ``"top1: blurred higher by 0.8 points (p=0.003)"``.
 
     A difference is called only when the interval excludes 0 *and* ``p < alpha``; otherwise the
-    verdict is "no detectable difference" (which is not evidence of equality). Pass
-    ``alpha = 1 - result.confidence`` (the default matches the default 95% interval) so the two
-    criteria agree. Differences are in points (metric fractions x 100), to one decimal place,
-    or two significant digits below 0.05 points, so a called difference never prints as 0.0.
+    verdict is "no detectable difference" (which is not evidence of equality). ``alpha``
+    defaults to ``1 - result.confidence``, so the two criteria agree at any confidence. Fewer
+    than :data:`MIN_TEST_EXAMPLES` test examples give no verdict at all. Differences are in
+    points (metric fractions x 100), to one decimal place, or two significant digits below 0.05
+    points, so a called difference never prints as 0.0.
     ``subject`` names the ``b`` side (``"overlayed"``, or a backbone name for explicit pairs).
     """
+    if result.n_examples < MIN_TEST_EXAMPLES:
+        return f"{metric_name}: {too_few_examples_text()}"
     if not (math.isfinite(result.delta) and math.isfinite(result.p_value)):
         return f"{metric_name}: not enough data for a comparison"
+    if alpha is None:
+        alpha = 1.0 - result.confidence
     excludes_zero = result.low > 0 or result.high < 0
     if not (excludes_zero and result.p_value < alpha):
         return f"{metric_name}: no detectable difference"
@@ -569,12 +616,30 @@ def verdict(
     return f"{metric_name}: {subject} {direction} by {amount} points ({p_text})"
 
 
+def too_few_examples_text() -> str:
+    """What every output says instead of an interval when N < MIN_TEST_EXAMPLES."""
+    return f"too few test examples to test (N < {MIN_TEST_EXAMPLES})"
+
+
 # --------------------------------------------------------------------------- helpers
 
 
-def _summarise(point: float, deltas: np.ndarray, confidence: float, n: int) -> DeltaResult:
-    """Percentile interval and two-sided +1-corrected bootstrap p-value of replicate deltas."""
+def _summarise(
+    point: float, deltas: np.ndarray, confidence: float, n: int, exact: bool = False
+) -> DeltaResult:
+    """Percentile interval and two-sided +1-corrected bootstrap p-value of replicate deltas.
+
+    ``exact``: the deltas come from exact integer numerators, so a zero is an exact tie. When
+    not, deltas within ``_TIE_TOLERANCE`` of 0 (and the point) are snapped to 0.0: ties in both
+    tails, which can only raise p. Below ``MIN_TEST_EXAMPLES`` examples: the delta only.
+    """
+    if not exact and abs(point) < _TIE_TOLERANCE:
+        point = 0.0
+    if n < MIN_TEST_EXAMPLES:
+        return DeltaResult(point, math.nan, math.nan, math.nan, 0, n, confidence)
     used = deltas[np.isfinite(deltas)]
+    if not exact:
+        used[np.abs(used) < _TIE_TOLERANCE] = 0.0
     b = int(used.size)
     if b == 0 or not math.isfinite(point):
         return DeltaResult(point, math.nan, math.nan, math.nan, b, n, confidence)
@@ -584,6 +649,41 @@ def _summarise(point: float, deltas: np.ndarray, confidence: float, n: int) -> D
     above = (int(np.count_nonzero(used >= 0)) + 1) / (b + 1)
     p_value = min(1.0, 2.0 * min(below, above))
     return DeltaResult(point, float(low), float(high), p_value, b, n, confidence)
+
+
+def _exact_seed_differences(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """``(num, scale)`` with ``num`` integer-valued and ``mean_s(b) - mean_s(a) == num / scale``
+    exactly, for ``[Sa, N, ...]`` / ``[Sb, N, ...]`` scores that are fractions ``p / D``; None
+    when they are not, or when a resampled sum of ``num`` could pass 2**53 (no longer exact)."""
+    denominator = _common_denominator(a, b)
+    if denominator is None:
+        return None
+    sa, sb = a.shape[0], b.shape[0]
+    largest = max(float(np.max(np.abs(x), initial=0.0)) for x in (a, b))
+    if 2.0 * a.shape[1] * sa * sb * denominator * (largest + 1.0) >= _EXACT_FLOAT_INT:
+        return None
+    num = sa * np.rint(b * denominator).sum(axis=0) - sb * np.rint(a * denominator).sum(axis=0)
+    return num, float(sa * sb * denominator)
+
+
+def _common_denominator(*arrays: np.ndarray) -> int | None:
+    """The smallest ``D <= _MAX_DENOMINATOR`` with every value a multiple of ``1 / D``, or None.
+
+    Float rounding of ``p / D`` is undone by rounding ``x * D`` to the nearest integer; values
+    that are not within 1e-9 of such a multiple (measured, continuous scores) give None.
+    """
+    values = np.concatenate([np.ravel(x) for x in arrays])
+    if np.array_equal(values, np.rint(values)):
+        return 1
+    denominator = 1
+    distinct = np.unique(values)
+    for value in distinct.tolist():
+        found = Fraction(value).limit_denominator(_MAX_DENOMINATOR).denominator
+        denominator = math.lcm(denominator, found)
+        if denominator > _MAX_DENOMINATOR:
+            return None
+    scaled = distinct * denominator
+    return denominator if float(np.max(np.abs(scaled - np.rint(scaled)))) < 1e-9 else None
 
 
 def _check_n_examples(n: int) -> None:

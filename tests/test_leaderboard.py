@@ -266,8 +266,8 @@ def test_file_checkpoints_pair_only_when_asked(tmp_path: Path) -> None:
     (comp,) = board.comparisons
     assert comp.explicit and comp.a.name == "file-orig-1234" and comp.subject == "file-blur-5678"
     assert comp.metrics[0].verdict.startswith("top1: ")
-    nowhere = leaderboard.build(tmp_path, pairs=["nope:file-blur-5678"], n_boot=200)
-    assert [p.what for p in nowhere.problems] == ["not compared"]
+    with pytest.raises(leaderboard.BenchError, match="'nope'"):  # unknown name: refused
+        leaderboard.build(tmp_path, pairs=["nope:file-blur-5678"], n_boot=200)
 
 
 def test_settings_are_kept_apart(tmp_path: Path) -> None:

@@ -187,7 +187,8 @@ def test_callable_identical_metrics_give_p_one() -> None:
 def test_p_value_formula_with_plus_one_correction() -> None:
     """3 replicates below 0 and 7 above: p = 2 * (3 + 1) / (10 + 1)."""
     values = iter([0.5] + [-1.0] * 3 + [1.0] * 7)  # full-data point, then the 10 replicates
-    result = paired_bootstrap(lambda idx: 0.0, lambda idx: next(values), 5, n_boot=10)
+    n = stats.MIN_TEST_EXAMPLES  # the smallest N that gets a p-value
+    result = paired_bootstrap(lambda idx: 0.0, lambda idx: next(values), n, n_boot=10)
     assert result.delta == 0.5
     assert result.p_value == pytest.approx(8 / 11)
     assert (result.low, result.high) == pytest.approx(
