@@ -42,3 +42,14 @@ def test_metrics_equal_scikit_learn_exactly() -> None:
     }
     assert got["per_class_accuracy"]["c6"] is None  # no examples: undefined, not 0
     assert got["mean_per_class_accuracy"] == balanced
+
+
+def test_metric_registry_imports_no_torch() -> None:
+    """What reads records (leaderboard, statistics) computes metrics without torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, benchmark.metrics; "
+            "print(sorted(m for m in ('torch', 'torchmetrics') if m in sys.modules))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
