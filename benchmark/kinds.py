@@ -28,10 +28,13 @@ from benchmark.scores import (
 class KindSpec:
     datamodule: type
     module: type
-    save_predictions: Callable[[Path, dict[str, Any], list[str]], None]
-    evaluate: Callable[[dict[str, Any], list[str], list[str]], dict[str, MetricValue]]
+    # (module.test_outputs, test example ids) -> the arrays predictions.npz holds. Built once and
+    # used both to save and to evaluate, so the record is what the file recomputes, exactly.
+    prediction_arrays: Callable[[dict[str, Any], list[str]], dict[str, np.ndarray]]
+    # saved arrays -> (predictions, targets) as the kind's registered metrics take them
+    metric_inputs: Callable[[dict[str, np.ndarray]], tuple[Any, Any]]
     # (run_dir, record) -> per-example scores for the leaderboard's paired bootstrap, read from
-    # what save_predictions wrote; None: that kind's runs are compared by seed means only.
+    # the saved predictions; None: that kind's runs are compared by seed means only.
     scores: Callable[[Path, dict[str, Any]], RunScores] | None = None
     # Optional split of ``scores`` that lets the leaderboard cache per-run arrays on disk
     # (benchmark.score_cache): ``score_arrays`` reads the predictions into a few plain arrays
@@ -57,19 +60,39 @@ def get_kind(kind: str) -> KindSpec:
     return _KINDS[kind]
 
 
-def save_logit_predictions(
-    run_dir: Path, outputs: dict[str, Any], example_ids: list[str]
-) -> None:
+def save_predictions(run_dir: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write a kind's :attr:`KindSpec.prediction_arrays` as ``predictions.npz`` (no pickle)."""
+    np.savez_compressed(Path(run_dir) / PREDICTIONS_FILE, **arrays)
+
+
+def evaluate_predictions(
+    kind: str,
+    arrays: dict[str, np.ndarray],
+    class_names: list[str],
+    names: list[str],
+    **context: Any,
+) -> dict[str, MetricValue]:
+    """The named metrics of saved (or about to be saved) prediction arrays; ``context`` (e.g. a
+    task's ``groups``) goes to the metrics that take it. The runner records exactly this."""
+    predictions, targets = get_kind(kind).metric_inputs(arrays)
+    return compute_metrics(kind, names, predictions, targets, class_names, **context)
+
+
+def logit_prediction_arrays(
+    outputs: dict[str, Any], example_ids: list[str]
+) -> dict[str, np.ndarray]:
     """``predictions.npz``: ``example_id`` [N] str, ``target`` [N] or [N, K] int,
     ``logits`` [N, C] float32 (raw scores, before softmax/sigmoid). Loaded with
     ``np.load(path, allow_pickle=False)``: no pickle is needed to read it."""
-    ids = np.asarray([example_ids[int(p)] for p in outputs["positions"]], dtype=np.str_)
-    np.savez_compressed(
-        run_dir / PREDICTIONS_FILE,
-        example_id=ids,
-        target=outputs["targets"].numpy().astype(np.int64),
-        logits=outputs["logits"].numpy().astype(np.float32),
-    )
+    return {
+        "example_id": np.asarray([example_ids[int(p)] for p in outputs["positions"]], np.str_),
+        "target": np.asarray(outputs["targets"]).astype(np.int64),
+        "logits": np.asarray(outputs["logits"]).astype(np.float32),
+    }
+
+
+def logit_metric_inputs(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return arrays["logits"], arrays["target"]
 
 
 def load_logit_predictions(run_dir: Path) -> dict[str, np.ndarray]:
@@ -90,8 +113,8 @@ def record_class_names(record: dict[str, Any], count: int) -> list[str]:
 
 
 def classification_score_arrays(run_dir: Path, record: dict[str, Any]) -> dict[str, np.ndarray]:
-    """What the leaderboard needs from the saved logits (argmax as torchmetrics does): example
-    ids, targets, per-example correctness and the class count; small enough to cache."""
+    """What the leaderboard needs from the saved logits (argmax, as the top1 metric takes it):
+    example ids, targets, per-example correctness and the class count; small enough to cache."""
     saved = load_logit_predictions(run_dir)
     logits, target = saved["logits"], saved["target"].astype(np.int64)
     return {
@@ -130,13 +153,6 @@ def classification_scores(run_dir: Path, record: dict[str, Any]) -> RunScores:
     return classification_scores_from_arrays(classification_score_arrays(run_dir, record), record)
 
 
-def evaluate_logits(kind: str) -> Callable[[dict[str, Any], list[str], list[str]], dict]:
-    def evaluate(outputs: dict[str, Any], class_names: list[str], names: list[str]) -> dict:
-        return compute_metrics(kind, names, outputs["logits"], outputs["targets"], class_names)
-
-    return evaluate
-
-
 def _register_classification() -> None:
     from benchmark.data.classification import ClassificationDataModule
     from benchmark.models.classification import ClassificationModule
@@ -146,8 +162,8 @@ def _register_classification() -> None:
         KindSpec(
             datamodule=ClassificationDataModule,
             module=ClassificationModule,
-            save_predictions=save_logit_predictions,
-            evaluate=evaluate_logits("classification"),
+            prediction_arrays=logit_prediction_arrays,
+            metric_inputs=logit_metric_inputs,
             scores=classification_scores,
             score_arrays=classification_score_arrays,
             scores_from_arrays=classification_scores_from_arrays,

@@ -3,6 +3,12 @@
 Tasks name their metrics in YAML; the same functions compute them at the end of a run and again
 from the saved predictions (leaderboard, bootstrap), so a reported number can always be
 recomputed. A metric returns a float, or a ``{class name: float}`` mapping for per-class views.
+
+Metrics take numpy arrays, exactly the arrays ``predictions.npz`` holds (the runner evaluates what
+it saves), and need neither torch nor torchmetrics, so whatever reads records can compute them.
+Ratios are integer counts divided in float64 and means are ``np.mean`` over float64 values, so a
+record equals scikit-learn's numbers on the saved file exactly (2 of 20 correct is 0.1, not the
+0.10000000149011612 of a float32 result).
 """
 
 from __future__ import annotations
@@ -12,10 +18,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import torch
-from torchmetrics.functional.classification import multiclass_accuracy
+import numpy as np
 
-MetricValue = float | dict[str, float | None]
+MetricValue = float | None | dict[str, float | None]
 MetricFn = Callable[[Any, Any, list[str]], MetricValue]
 
 _METRICS: dict[str, dict[str, MetricFn]] = {}
@@ -75,37 +80,49 @@ def json_number(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
+def mean_of_defined(values: np.ndarray) -> float:
+    """Mean of the non-NaN values (NaN: undefined, e.g. a class without test examples), NaN if
+    none is defined; ``np.mean`` over float64, as scikit-learn averages per-class values."""
+    values = np.asarray(values, dtype=np.float64)
+    defined = values[~np.isnan(values)]
+    return float(np.mean(defined)) if len(defined) else math.nan
+
+
 # --- single-label classification: predictions are logits [N, C], targets are labels [N] ---
 
 
 @register_metric("classification", "top1")
-def top1(logits: torch.Tensor, targets: torch.Tensor, class_names: list[str]) -> float:
-    return float(multiclass_accuracy(logits, targets, len(class_names), average="micro"))
+def top1(logits: np.ndarray, targets: np.ndarray, class_names: list[str]) -> float | None:
+    """Correct / total (scikit-learn's ``accuracy_score`` of the argmax); ties in the logits go
+    to the lowest class index, as ``np.argmax`` breaks them."""
+    targets = np.asarray(targets)
+    if len(targets) == 0:
+        return None
+    return int((np.asarray(logits).argmax(axis=1) == targets).sum()) / len(targets)
 
 
 @register_metric("classification", "mean_per_class_accuracy")
 def mean_per_class_accuracy(
-    logits: torch.Tensor, targets: torch.Tensor, class_names: list[str]
-) -> float:
-    per_class = _per_class(logits, targets, len(class_names))
-    present = per_class[~torch.isnan(per_class)]
-    return float(present.mean()) if len(present) else float("nan")
+    logits: np.ndarray, targets: np.ndarray, class_names: list[str]
+) -> float | None:
+    """scikit-learn's ``balanced_accuracy_score``: the mean recall of the classes present."""
+    return json_number(mean_of_defined(_per_class(logits, targets, len(class_names))))
 
 
 @register_metric("classification", "per_class_accuracy")
 def per_class_accuracy(
-    logits: torch.Tensor, targets: torch.Tensor, class_names: list[str]
+    logits: np.ndarray, targets: np.ndarray, class_names: list[str]
 ) -> dict[str, float | None]:
     per_class = _per_class(logits, targets, len(class_names))
     return {name: json_number(v) for name, v in zip(class_names, per_class.tolist(), strict=True)}
 
 
-def _per_class(logits: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Per-class recall, NaN for classes absent from ``targets``.
-
-    torchmetrics reports 0 for an absent class, which would drag a per-class mean down on a
-    subset that misses a class; NaN keeps "no examples" apart from "all wrong".
-    """
-    acc = multiclass_accuracy(logits, targets, num_classes, average=None).float()
-    counts = torch.bincount(targets, minlength=num_classes)
-    return torch.where(counts > 0, acc, torch.full_like(acc, float("nan")))
+def _per_class(logits: np.ndarray, targets: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per-class recall from integer counts, NaN for classes absent from ``targets`` (a class
+    with no examples is not "all wrong", so it must not drag a per-class mean down). Counted by
+    hand: one ``bincount`` for all classes, equal to ``recall_score(average=None)`` (tested)."""
+    targets = np.asarray(targets).astype(np.int64)
+    hits = targets[np.asarray(logits).argmax(axis=1) == targets]
+    counts = np.bincount(targets, minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.bincount(hits, minlength=num_classes) / counts

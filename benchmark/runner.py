@@ -40,7 +40,7 @@ from benchmark.backbones import RUN_WEIGHTS_FILE, Backbone, create_backbone
 from benchmark.checkpoints import save_weights_file
 from benchmark.data.splits import SPLIT_NAMES, describe, parse_subset, splits_identity
 from benchmark.errors import BenchError
-from benchmark.kinds import get_kind
+from benchmark.kinds import evaluate_predictions, get_kind, save_predictions
 from benchmark.records import SCHEMA_VERSION, RunKey, RunStore, config_hash
 from benchmark.tasks import Task, apply_overrides, for_subset, get_task, parse_overrides
 
@@ -427,14 +427,18 @@ def _train_and_record(
         "started": started,
         "class_names": list(class_names),
     }
+    test_ids = datamodule.splits["test"].example_ids
     workdir = plan.workdir
     resume, resumed_step = _resumable_checkpoint(plan.last_checkpoint)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         trainer.test(module, datamodule=datamodule, verbose=False)
-        metrics = kind.evaluate(
-            module.test_outputs, class_names, [task.metrics.primary, *task.metrics.others]
-        )
+        # the record's metrics are computed from exactly the arrays predictions.npz will hold
+        predictions = kind.prediction_arrays(module.test_outputs, test_ids)
+        metrics = evaluate_predictions(
+            task.kind, predictions, class_names, [task.metrics.primary, *task.metrics.others],
+            groups=task.groups,
+        )  # fmt: skip
         record.update(status="completed", metrics=metrics, primary_metric=task.metrics.primary)
     except SystemExit:
         if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1): ours is exit 130
@@ -460,13 +464,11 @@ def _train_and_record(
         accelerator=type(trainer.accelerator).__name__,
         devices=trainer.num_devices,
     )
-    test_ids = datamodule.splits["test"].example_ids
-
     if request.save_weights:
         record["weights_file"] = RUN_WEIGHTS_FILE
 
     def write_files(run_dir: Path) -> None:
-        kind.save_predictions(run_dir, module.test_outputs, test_ids)
+        save_predictions(run_dir, predictions)
         if request.save_weights:  # safetensors: loading it back runs no pickle
             network = getattr(module, "network", module)
             save_weights_file(run_dir / RUN_WEIGHTS_FILE, network, {"arch": backbone.arch})

@@ -9,12 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import bench, bench_subprocess, read_json, run_dirs
+from reference_metrics import detection_reference
 
 from benchmark.data.fixtures import MANIFEST_NAME
 from benchmark.detection.voc_annotations import VOC_CLASSES, parse_voc_annotation
-from benchmark.detection.voc_eval import ImageDetections, ImageGroundTruth
+from benchmark.detection.voc_eval import ImageDetections, ImageGroundTruth, evaluate_voc
+from benchmark.kinds import evaluate_predictions, save_predictions
 from benchmark.metrics import compute_metrics
-from benchmark.models.detection import evaluate_detections, load_detections, save_detections
+from benchmark.models.detection import detection_prediction_arrays, load_detections
 
 RUN = ("run", "--task", "voc", "--subset", "tiny", "--max-steps", "2", "--accelerator", "cpu",
        "--num-workers", "0")  # fmt: skip
@@ -60,8 +62,11 @@ def test_saved_detections_recompute_the_metrics(voc_run: Path, voc_root: Path) -
     record = read_json(voc_run / "record.json")
     detections, ground_truth, class_names = load_detections(voc_run)
     assert class_names == list(VOC_CLASSES) and len(ground_truth) == 8
-    recomputed = compute_metrics("detection", METRICS, detections, ground_truth, class_names)
-    assert recomputed == record["metrics"]
+    # evaluate_voc on the arrays as saved (float32 boxes and scores): the record, exactly
+    assert record["metrics"] == detection_reference(voc_run)
+    assert compute_metrics("detection", METRICS, detections, ground_truth, class_names) == (
+        record["metrics"]
+    )
     with np.load(voc_run / "predictions.npz", allow_pickle=False) as data:
         sizes = data["image_size"]
     annotations = voc_root / "VOCdevkit" / "VOC2007" / "Annotations"
@@ -122,12 +127,30 @@ def test_metrics_on_a_hand_worked_case_survive_saving(tmp_path: Path) -> None:
         "per_class_ap_voc07": {"cls0": 1.0, "cls1": 0.5, "cls2": None},
         "per_class_ap_voc_area": {"cls0": 1.0, "cls1": 0.5, "cls2": None},
     }
-    metrics = evaluate_detections(outputs, names, METRICS)
+    arrays = detection_prediction_arrays(outputs, ["VOC2007/a", "VOC2007/b", "VOC2007/c"])
+    metrics = evaluate_predictions("detection", arrays, names, METRICS)
     assert metrics == expected  # exact: these APs are sums of 0.5s and 1s
-    save_detections(tmp_path, outputs, ["VOC2007/a", "VOC2007/b", "VOC2007/c"])
+    save_predictions(tmp_path, arrays)
     det2, gt2, names2 = load_detections(tmp_path)
     assert names2 == names and [g.image_id for g in gt2] == ["VOC2007/a", "VOC2007/b", "VOC2007/c"]
     assert compute_metrics("detection", METRICS, det2, gt2, names2) == expected
+
+
+def test_record_is_evaluated_on_the_float32_boxes_it_saves(tmp_path: Path) -> None:
+    """Whatever precision the detector hands over, the record is computed from the saved
+    (float32) arrays. Here a float64 box has IoU 0.5000000001 with its ground truth (a match,
+    IoU > 0.5) but float32 rounds it to 0.5 exactly (no match): the two must not disagree."""
+    gt = [ImageGroundTruth("a", np.array([[1.0, 1.0, 10.0, 10.0]]), np.array([0]))]
+    det = [ImageDetections("a", np.array([[1.0, 1.0, 10.0, 5.000000001]]), np.array([0.9]),
+                           np.array([0]))]  # fmt: skip
+    outputs = {"positions": np.arange(1), "image_sizes": np.array([[20, 20]]),
+               "detections": det, "ground_truth": gt, "class_names": ["cls0"]}  # fmt: skip
+    assert evaluate_voc(det, gt, ["cls0"]).map_11point == 1.0  # in float64 it is a hit
+    arrays = detection_prediction_arrays(outputs, ["VOC2007/a"])
+    metrics = evaluate_predictions("detection", arrays, ["cls0"], METRICS)
+    save_predictions(tmp_path, arrays)
+    assert metrics == detection_reference(tmp_path)
+    assert metrics["map_voc07"] == 0.0  # float32 box: IoU exactly 0.5, not above it
 
 
 def test_non_resnet_backbone_is_a_one_line_error(tmp_path: Path, voc_root: Path, capsys) -> None:

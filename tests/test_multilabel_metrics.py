@@ -25,18 +25,18 @@ ALL = [
 
 
 @pytest.fixture(scope="module")
-def fixed() -> tuple[torch.Tensor, torch.Tensor]:
+def fixed() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)
     n = 60
     targets = (rng.random((n, len(ATTRS))) < [0.0, 0.5, 0.4, 1.0, 0.7, 0.1]).astype(np.int64)
     # informative but imperfect scores, with ties (rounded) and some exact zeros
     logits = np.round(rng.normal(0, 1.5, targets.shape) + 1.2 * (targets * 2 - 1), 1)
     logits[:5, 1] = 0.0
-    return torch.from_numpy(logits).float(), torch.from_numpy(targets)
+    return logits.astype(np.float32), targets
 
 
-def _sklearn(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, np.ndarray]:
-    y, s = targets.numpy(), logits.numpy().astype(np.float64)
+def _sklearn(logits: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
+    y, s = targets, logits
     pred = (s > 0).astype(np.int64)
     k = y.shape[1]
     with warnings.catch_warnings():
@@ -50,55 +50,78 @@ def _sklearn(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, np.ndarra
     }
 
 
+def _mean_defined(values: np.ndarray) -> float | None:
+    defined = [v for v in values.tolist() if not np.isnan(v)]
+    return float(np.mean(defined)) if defined else None
+
+
 def test_every_multilabel_metric_is_registered() -> None:
     assert set(ALL) <= set(metric_names("multilabel"))
 
 
-def test_metrics_equal_scikit_learn(fixed) -> None:
+def test_metrics_equal_scikit_learn_exactly(fixed) -> None:
+    """Not approximately: the record is meant to be recomputed by anyone with scikit-learn."""
     logits, targets = fixed
     got = compute_metrics("multilabel", ALL, logits, targets, ATTRS, groups=GROUPS)
     ref = _sklearn(logits, targets)
+    nan_to_none = [None if np.isnan(v) else v for v in ref["ap"].tolist()]
 
-    assert got["mean_attribute_accuracy"] == pytest.approx(ref["acc"].mean(), abs=1e-12)
-    assert list(got["per_attribute_accuracy"]) == ATTRS
-    assert list(got["per_attribute_accuracy"].values()) == pytest.approx(ref["acc"], abs=1e-12)
-    assert got["balanced_accuracy"] == pytest.approx(ref["bal"].mean(), abs=1e-12)
-    per_bal = list(got["per_attribute_balanced_accuracy"].values())
-    assert per_bal == pytest.approx(ref["bal"], abs=1e-12)
-
+    assert got["per_attribute_accuracy"] == dict(zip(ATTRS, ref["acc"].tolist(), strict=True))
+    assert got["mean_attribute_accuracy"] == np.mean(ref["acc"])
+    assert got["per_attribute_balanced_accuracy"] == dict(zip(ATTRS, ref["bal"].tolist(),
+                                                              strict=True))  # fmt: skip
+    assert got["balanced_accuracy"] == np.mean(ref["bal"])
     # Bald has no positive: AP undefined -> null, and left out of the mean
-    per_ap = got["per_attribute_average_precision"]
-    assert per_ap["Bald"] is None
-    defined = [j for j, a in enumerate(ATTRS) if a != "Bald"]
-    assert [per_ap[ATTRS[j]] for j in defined] == pytest.approx(ref["ap"][defined], abs=1e-6)
-    assert got["mean_average_precision"] == pytest.approx(np.nanmean(ref["ap"]), abs=1e-6)
-    # the all-positive attribute (No_Beard) has AP 1 and balanced accuracy = its recall
-    assert per_ap["No_Beard"] == pytest.approx(1.0)
-
-    rates = got["per_attribute_positive_rate"]
-    assert list(rates.values()) == pytest.approx(targets.double().mean(0).tolist())
+    assert got["per_attribute_average_precision"] == dict(zip(ATTRS, nan_to_none, strict=True))
+    assert got["per_attribute_average_precision"]["Bald"] is None
+    assert got["mean_average_precision"] == _mean_defined(ref["ap"])
+    # the all-positive attribute (No_Beard) has AP 1
+    assert got["per_attribute_average_precision"]["No_Beard"] == 1.0
+    rates = [int(c) / len(targets) for c in targets.sum(axis=0)]
+    assert got["per_attribute_positive_rate"] == dict(zip(ATTRS, rates, strict=True))
 
     index = {a: j for j, a in enumerate(ATTRS)}
     for metric, key in (("per_group_accuracy", "acc"), ("per_group_balanced_accuracy", "bal"),
                         ("per_group_average_precision", "ap")):  # fmt: skip
-        assert list(got[metric]) == list(GROUPS)
-        for group, members in GROUPS.items():
-            values = ref[key][[index[m] for m in members]]
-            expected = None if np.isnan(values).all() else np.nanmean(values)
-            if expected is None:
-                assert got[metric][group] is None
-            else:
-                assert got[metric][group] == pytest.approx(expected, abs=1e-6)
+        expected = {g: _mean_defined(ref[key][[index[m] for m in members]])
+                    for g, members in GROUPS.items()}  # fmt: skip
+        assert got[metric] == expected
+
+
+def test_average_precision_takes_raw_logits_without_saturating() -> None:
+    """A sigmoid rounds logits above ~37 to exactly 1.0 even in float64, tying 40 with 50: AP
+    must rank the logits themselves, as scikit-learn on the raw scores does."""
+    logits = np.array([[40.0, 40.0], [50.0, 50.0], [-1.0, -1.0]], dtype=np.float32)
+    targets = np.array([[0, 0], [1, 1], [0, 0]])
+    got = compute_metrics("multilabel", ["per_attribute_average_precision"], logits, targets,
+                          ["a", "b"])["per_attribute_average_precision"]  # fmt: skip
+    assert average_precision_score(targets[:, 0], logits[:, 0]) == 1.0
+    assert got == {"a": 1.0, "b": 1.0}  # the sigmoid path gave 0.5
+
+
+def test_average_precision_equals_scikit_learn_on_confident_logits() -> None:
+    """Random logits in the +-60 range (a confident, overfit head), float32 as saved."""
+    rng = np.random.default_rng(3)
+    targets = (rng.random((200, 5)) < 0.4).astype(np.int64)
+    logits = np.clip(rng.normal(0, 25, targets.shape) + 20 * (2 * targets - 1), -60, 60)
+    logits = logits.astype(np.float32)
+    assert (np.abs(logits) > 37).mean() > 0.2  # many would saturate a sigmoid
+    names = list("abcde")
+    got = compute_metrics("multilabel", ["per_attribute_average_precision",
+                                         "mean_average_precision"], logits, targets, names)
+    ref = [average_precision_score(targets[:, j], logits[:, j]) for j in range(5)]
+    assert got["per_attribute_average_precision"] == dict(zip(names, ref, strict=True))
+    assert got["mean_average_precision"] == np.mean(ref)
 
 
 def test_logits_inside_zero_one_are_still_logits() -> None:
     """torchmetrics treats floats in [0, 1] as probabilities; a logit of 0.3 must still count
     as positive (probability 0.57), as scikit-learn on ``logits > 0`` says."""
-    targets = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 0]])
-    logits = torch.tensor([[0.3, 0.2], [0.1, 0.9], [0.4, 0.6], [0.05, 0.01]])
+    targets = np.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+    logits = np.array([[0.3, 0.2], [0.1, 0.9], [0.4, 0.6], [0.05, 0.01]], dtype=np.float32)
     got = compute_metrics("multilabel", ["per_attribute_accuracy"], logits, targets, ["a", "b"])
     ref = _sklearn(logits, targets)
-    assert list(got["per_attribute_accuracy"].values()) == pytest.approx(ref["acc"])
+    assert list(got["per_attribute_accuracy"].values()) == ref["acc"].tolist()
     # every prediction is positive; thresholding these as probabilities would give b = 1.0
     assert got["per_attribute_accuracy"] == {"a": 0.5, "b": 0.5}
 

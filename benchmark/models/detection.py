@@ -47,7 +47,7 @@ from benchmark.detection.voc_eval import (
 )
 from benchmark.errors import BenchError
 from benchmark.kinds import KindSpec, register_kind
-from benchmark.metrics import MetricValue, compute_metrics, json_number, register_metric
+from benchmark.metrics import json_number, register_metric
 from benchmark.models.finetune import FineTuneModule
 from benchmark.records import PREDICTIONS_FILE
 from benchmark.scores import ResampledMetric, RunScores, memoized, nanmean_rows
@@ -215,8 +215,8 @@ class DetectionModule(pl.LightningModule):
 def to_voc(
     output: dict[str, torch.Tensor], target: dict[str, torch.Tensor], image_id: str
 ) -> tuple[ImageDetections, ImageGroundTruth]:
-    """One image's detections and ground truth in VOC coordinates, labels 0-based. Boxes go
-    through float32 exactly as they are saved, so the record recomputes the same numbers."""
+    """One image's detections and ground truth in VOC coordinates, labels 0-based, boxes and
+    scores in float32 (the saved precision)."""
     det_boxes = continuous_to_voc(output["boxes"].detach().float().cpu())
     gt_boxes = continuous_to_voc(target["boxes"].float().cpu())
     return (
@@ -273,19 +273,15 @@ def per_class_ap_voc_area(
     return {name: json_number(per_class[name]) for name in class_names}
 
 
-def evaluate_detections(
-    outputs: dict[str, Any], class_names: list[str], names: list[str]
-) -> dict[str, MetricValue]:
-    return compute_metrics(
-        "detection", names, outputs["detections"], outputs["ground_truth"], class_names
-    )
-
-
 # --- saved predictions -------------------------------------------------------------------------
 
 
-def save_detections(run_dir: Path, outputs: dict[str, Any], example_ids: list[str]) -> None:
-    """Write ``predictions.npz`` in the format of the module docstring."""
+def detection_prediction_arrays(
+    outputs: dict[str, Any], example_ids: list[str]
+) -> dict[str, np.ndarray]:
+    """The arrays of ``predictions.npz`` in the format of the module docstring. The record's
+    metrics are computed from these (boxes and scores as float32, as saved), so evaluate_voc on
+    the file gives back the record exactly."""
     dets: list[ImageDetections] = outputs["detections"]
     gts: list[ImageGroundTruth] = outputs["ground_truth"]
 
@@ -300,21 +296,39 @@ def save_detections(run_dir: Path, outputs: dict[str, Any], example_ids: list[st
         return np.concatenate(parts) if parts else np.zeros(shape, dtype=dtype)
 
     ids = [example_ids[int(p)] for p in outputs["positions"]]
-    np.savez_compressed(
-        Path(run_dir) / PREDICTIONS_FILE,
-        format=np.asarray(PREDICTIONS_FORMAT),
-        class_names=np.asarray(outputs["class_names"], dtype=np.str_),
-        example_id=np.asarray(ids, dtype=np.str_),
-        image_size=np.asarray(outputs["image_sizes"], dtype=np.int64).reshape(-1, 2),
-        det_image=rows(dets),
-        det_boxes=cat(dets, "boxes", np.float32, (0, 4)).reshape(-1, 4),
-        det_scores=cat(dets, "scores", np.float32, (0,)),
-        det_labels=cat(dets, "labels", np.int64, (0,)),
-        gt_image=rows(gts),
-        gt_boxes=cat(gts, "boxes", np.float32, (0, 4)).reshape(-1, 4),
-        gt_labels=cat(gts, "labels", np.int64, (0,)),
-        gt_difficult=cat(gts, "difficult", bool, (0,)),
-    )
+    return {
+        "format": np.asarray(PREDICTIONS_FORMAT),
+        "class_names": np.asarray(outputs["class_names"], dtype=np.str_),
+        "example_id": np.asarray(ids, dtype=np.str_),
+        "image_size": np.asarray(outputs["image_sizes"], dtype=np.int64).reshape(-1, 2),
+        "det_image": rows(dets),
+        "det_boxes": cat(dets, "boxes", np.float32, (0, 4)).reshape(-1, 4),
+        "det_scores": cat(dets, "scores", np.float32, (0,)),
+        "det_labels": cat(dets, "labels", np.int64, (0,)),
+        "gt_image": rows(gts),
+        "gt_boxes": cat(gts, "boxes", np.float32, (0, 4)).reshape(-1, 4),
+        "gt_labels": cat(gts, "labels", np.int64, (0,)),
+        "gt_difficult": cat(gts, "difficult", bool, (0,)),
+    }
+
+
+def detections_from_arrays(
+    arrays: dict[str, np.ndarray],
+) -> tuple[list[ImageDetections], list[ImageGroundTruth]]:
+    """Per-image detections and ground truth (image ids: the example ids) from the saved arrays:
+    what the detection metrics take."""
+    ids = [str(i) for i in arrays["example_id"]]
+    dets, gts = [], []
+    for i, image_id in enumerate(ids):
+        d = arrays["det_image"] == i
+        g = arrays["gt_image"] == i
+        dets.append(ImageDetections(
+            image_id, arrays["det_boxes"][d], arrays["det_scores"][d], arrays["det_labels"][d]
+        ))  # fmt: skip
+        gts.append(ImageGroundTruth(
+            image_id, arrays["gt_boxes"][g], arrays["gt_labels"][g], arrays["gt_difficult"][g]
+        ))  # fmt: skip
+    return dets, gts
 
 
 def load_detections(
@@ -324,19 +338,8 @@ def load_detections(
     with np.load(Path(run_dir) / PREDICTIONS_FILE, allow_pickle=False) as data:
         if "format" not in data.files or str(data["format"]) != PREDICTIONS_FORMAT:
             raise BenchError(f"{run_dir}: {PREDICTIONS_FILE} does not hold detections.")
-        a = {k: data[k] for k in data.files}
-    ids = [str(i) for i in a["example_id"]]
-    dets, gts = [], []
-    for i, image_id in enumerate(ids):
-        d = a["det_image"] == i
-        g = a["gt_image"] == i
-        dets.append(
-            ImageDetections(image_id, a["det_boxes"][d], a["det_scores"][d], a["det_labels"][d])
-        )
-        gts.append(
-            ImageGroundTruth(image_id, a["gt_boxes"][g], a["gt_labels"][g], a["gt_difficult"][g])
-        )
-    return dets, gts, [str(c) for c in a["class_names"]]
+        arrays = {k: data[k] for k in data.files}
+    return (*detections_from_arrays(arrays), [str(c) for c in arrays["class_names"]])
 
 
 # --- per-image resampling for the leaderboard's paired bootstrap (KindSpec.scores) ----------
@@ -377,8 +380,8 @@ register_kind(
     KindSpec(
         datamodule=DetectionDataModule,
         module=DetectionModule,
-        save_predictions=save_detections,
-        evaluate=evaluate_detections,
+        prediction_arrays=detection_prediction_arrays,
+        metric_inputs=detections_from_arrays,
         scores=detection_scores,
     ),
 )

@@ -6,36 +6,37 @@ attribute, and metrics per attribute, averaged over attributes and over the task
 groups (face regions), so a difference between two backbones can be read where it happens.
 
 A prediction is positive when its logit is above 0 (probability 0.5). Balanced accuracy is the
-mean of the recalls of the classes present in the test targets (scikit-learn's definition). An
-attribute without positive test examples has no average precision: it is ``null`` in the record
-and left out of the means (on the full CelebA test set every attribute has positives).
+mean of the recalls of the classes present in the test targets (scikit-learn's definition).
+Average precision is scikit-learn's, on the raw logits (ranks only; no sigmoid, which would tie
+confident logits). An attribute without positive test examples has no average precision: it is
+``null`` in the record and left out of the means (on the full CelebA test set every attribute has
+positives). The metrics are computed from the saved ``predictions.npz`` arrays, so scikit-learn
+on that file gives back the record's numbers exactly.
 """
 
 from __future__ import annotations
 
-import warnings
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.metrics import average_precision_score
 from torch import nn
 from torchmetrics.classification import MultilabelAccuracy
-from torchmetrics.functional.classification import (
-    multilabel_average_precision,
-    multilabel_stat_scores,
-)
 
 from benchmark.data.classification import ClassificationDataModule
 from benchmark.errors import BenchError, closest_names
 from benchmark.kinds import (
     KindSpec,
     load_logit_predictions,
+    logit_metric_inputs,
+    logit_prediction_arrays,
     record_class_names,
     register_kind,
-    save_logit_predictions,
 )
-from benchmark.metrics import compute_metrics, json_number, register_metric
+from benchmark.metrics import json_number, mean_of_defined, register_metric
 from benchmark.models.finetune import FineTuneModule
 from benchmark.scores import (
     ExampleScores,
@@ -72,10 +73,6 @@ class MultiLabelModule(FineTuneModule):
         self.val_accuracy(logits.sigmoid(), targets)
         self.log("val_mean_attribute_accuracy", self.val_accuracy, prog_bar=True)
 
-    def on_test_epoch_end(self) -> None:
-        super().on_test_epoch_end()
-        self.test_outputs["groups"] = {g: list(m) for g, m in self.task.groups.items()}
-
 
 def check_groups(groups: dict[str, list[str]], class_names: list[str], task: str) -> None:
     """Group members must be attribute names; a typo would silently shrink a region."""
@@ -89,73 +86,73 @@ def check_groups(groups: dict[str, list[str]], class_names: list[str], task: str
             )
 
 
-def evaluate_multilabel(
-    outputs: dict[str, Any], class_names: list[str], names: list[str]
-) -> dict[str, Any]:
-    return compute_metrics(
-        "multilabel", names, outputs["logits"], outputs["targets"], class_names,
-        groups=outputs.get("groups"),
+# --- metrics: predictions are logits [N, K], targets are 0/1 [N, K] ---
+# numpy and scikit-learn only (no torch), on the arrays predictions.npz holds: this section can
+# move to the analysis side as it is.
+
+
+def _binary_counts(logits: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
+    """Integer [K] counts per attribute: tp, fp, tn, fn (prediction: logit > 0). Counted by hand
+    for all attributes in one pass; the ratios of these integers are scikit-learn's
+    ``accuracy_score`` / ``balanced_accuracy_score`` per column exactly (tested)."""
+    predicted = np.asarray(logits) > 0
+    positive = np.asarray(targets) > 0
+    return {
+        "tp": (predicted & positive).sum(axis=0),
+        "fp": (predicted & ~positive).sum(axis=0),
+        "tn": (~predicted & ~positive).sum(axis=0),
+        "fn": (~predicted & positive).sum(axis=0),
+    }
+
+
+def _per_attribute_accuracy(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    c = _binary_counts(logits, targets)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (c["tp"] + c["tn"]) / (c["tp"] + c["fp"] + c["tn"] + c["fn"])
+
+
+def _per_attribute_balanced_accuracy(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Mean of the recalls of the classes (negative, positive) present in the targets."""
+    c = _binary_counts(logits, targets)
+    with np.errstate(invalid="ignore", divide="ignore"):  # NaN for a class without examples
+        recalls = np.stack([c["tn"] / (c["tn"] + c["fp"]), c["tp"] / (c["tp"] + c["fn"])], axis=1)
+    return np.array([mean_of_defined(row) for row in recalls], dtype=np.float64)
+
+
+def _per_attribute_average_precision(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """scikit-learn's step-wise (uninterpolated) AP per attribute on the raw logits, NaN where
+    there are no positives. AP depends on ranks only; a sigmoid first would round logits above
+    ~37 to exactly 1.0 and tie them (logits [40, 50, -1], labels [0, 1, 0]: AP 0.5, not 1)."""
+    scores, positive = np.asarray(logits), np.asarray(targets) > 0
+    return np.array(
+        [
+            average_precision_score(positive[:, j], scores[:, j]) if positive[:, j].any()
+            else math.nan
+            for j in range(positive.shape[1])
+        ],
+        dtype=np.float64,
     )  # fmt: skip
 
 
-# --- metrics: predictions are logits [N, K], targets are 0/1 [N, K] ---
-
-
-def _stat_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """[K, 5] (tp, fp, tn, fn, support) per attribute. Predictions are binarised here
-    (logit > 0) so torchmetrics never has to guess whether it was given logits."""
-    preds = (logits > 0).long()
-    return multilabel_stat_scores(
-        preds, targets.long(), num_labels=targets.shape[1], average=None
-    ).double()
-
-
-def _per_attribute_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    tp, fp, tn, fn, _ = _stat_scores(logits, targets).unbind(1)
-    return (tp + tn) / (tp + fp + tn + fn)
-
-
-def _per_attribute_balanced_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    tp, fp, tn, fn, _ = _stat_scores(logits, targets).unbind(1)
-    recalls = torch.stack([tp / (tp + fn), tn / (tn + fp)], dim=1)  # NaN for an absent class
-    return recalls.nanmean(dim=1)
-
-
-def _per_attribute_average_precision(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Exact (step-wise, uninterpolated) AP per attribute, NaN where there are no positives.
-    Ranks only matter, so float64 keeps large logits from tying after torchmetrics' sigmoid."""
-    with warnings.catch_warnings():  # "no positive samples": handled (NaN) just below
-        warnings.filterwarnings("ignore", message="No positive samples", category=UserWarning)
-        ap = multilabel_average_precision(
-            logits.double(), targets.long(), num_labels=targets.shape[1], average=None
-        ).double()
-    return torch.where(targets.sum(0) > 0, ap, torch.full_like(ap, float("nan")))
-
-
-def _by_name(values: torch.Tensor, class_names: list[str]) -> dict[str, float | None]:
+def _by_name(values: np.ndarray, class_names: list[str]) -> dict[str, float | None]:
     return {n: json_number(v) for n, v in zip(class_names, values.tolist(), strict=True)}
 
 
-def _mean(values: torch.Tensor) -> float:
-    defined = values[~torch.isnan(values)]
-    return float(defined.mean()) if len(defined) else float("nan")
-
-
 def _per_group(
-    values: torch.Tensor, class_names: list[str], groups: dict[str, list[str]] | None, name: str
+    values: np.ndarray, class_names: list[str], groups: dict[str, list[str]] | None, name: str
 ) -> dict[str, float | None]:
     if groups is None:
         raise ValueError(f"{name} needs the task's groups: compute_metrics(..., groups=...)")
     index = {n: i for i, n in enumerate(class_names)}
     return {
-        group: json_number(_mean(values[[index[m] for m in members]]))
+        group: json_number(mean_of_defined(values[[index[m] for m in members]]))
         for group, members in groups.items()
     }
 
 
 @register_metric("multilabel", "mean_attribute_accuracy")
-def mean_attribute_accuracy(logits: Any, targets: Any, class_names: list[str]) -> float:
-    return _mean(_per_attribute_accuracy(logits, targets))
+def mean_attribute_accuracy(logits: Any, targets: Any, class_names: list[str]) -> float | None:
+    return json_number(mean_of_defined(_per_attribute_accuracy(logits, targets)))
 
 
 @register_metric("multilabel", "per_attribute_accuracy")
@@ -164,8 +161,8 @@ def per_attribute_accuracy(logits: Any, targets: Any, class_names: list[str]) ->
 
 
 @register_metric("multilabel", "balanced_accuracy")
-def balanced_accuracy(logits: Any, targets: Any, class_names: list[str]) -> float:
-    return _mean(_per_attribute_balanced_accuracy(logits, targets))
+def balanced_accuracy(logits: Any, targets: Any, class_names: list[str]) -> float | None:
+    return json_number(mean_of_defined(_per_attribute_balanced_accuracy(logits, targets)))
 
 
 @register_metric("multilabel", "per_attribute_balanced_accuracy")
@@ -174,8 +171,8 @@ def per_attribute_balanced_accuracy(logits: Any, targets: Any, class_names: list
 
 
 @register_metric("multilabel", "mean_average_precision")
-def mean_average_precision(logits: Any, targets: Any, class_names: list[str]) -> float:
-    return _mean(_per_attribute_average_precision(logits, targets))
+def mean_average_precision(logits: Any, targets: Any, class_names: list[str]) -> float | None:
+    return json_number(mean_of_defined(_per_attribute_average_precision(logits, targets)))
 
 
 @register_metric("multilabel", "per_attribute_average_precision")
@@ -187,7 +184,9 @@ def per_attribute_average_precision(logits: Any, targets: Any, class_names: list
 def per_attribute_positive_rate(logits: Any, targets: Any, class_names: list[str]) -> dict:
     """The share of positive test examples: how imbalanced each attribute is (data, not model),
     needed to read its accuracy (97.8% on Bald is what always answering "no" scores)."""
-    return _by_name(targets.double().mean(0), class_names)
+    positive = np.asarray(targets) > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _by_name(positive.sum(axis=0) / len(positive), class_names)
 
 
 @register_metric("multilabel", "per_group_accuracy")
@@ -265,8 +264,8 @@ register_kind(
     KindSpec(
         datamodule=ClassificationDataModule,
         module=MultiLabelModule,
-        save_predictions=save_logit_predictions,
-        evaluate=evaluate_multilabel,
+        prediction_arrays=logit_prediction_arrays,
+        metric_inputs=logit_metric_inputs,
         scores=multilabel_scores,
     ),
 )
