@@ -25,7 +25,7 @@ from torchvision.datasets import CelebA
 from torchvision.datasets.utils import check_integrity
 
 from benchmark.data import SplitData, register_adapter
-from benchmark.data.fixtures import read_manifest, write_manifest
+from benchmark.data.fixtures import read_manifest, require_listed, write_manifest
 from benchmark.errors import BenchError
 
 _FOLDER = CelebA.base_folder
@@ -122,6 +122,9 @@ class CelebAAdapter:
             raise BenchError(f"CelebA takes no data.args, got {sorted(args)}.")
         ds_root = Path(root) / _FOLDER
         md5 = read_manifest(ds_root, "celeba")
+        if md5 is not None:
+            texts = [name for _, _, name in CelebA.file_list if not name.endswith(".zip")]
+            require_listed(ds_root, md5, texts)
         if download and md5 is None:
             _download(root)
         try:

@@ -1,0 +1,141 @@
+"""Files a run reads cannot run code, and files it writes follow the umask.
+
+Each failure is run the way a user runs it: one line on stderr, the expected exit code, and
+nothing written under the results folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import bench
+
+from benchmark.data.fixtures import MANIFEST_NAME, write_manifest
+
+
+def _run(results: Path, *extra: str | Path) -> tuple[str | Path, ...]:
+    return ("run", "--subset", "tiny", "--max-steps", "1", "--accelerator", "cpu",
+            "--num-workers", "0", "--results", results, *extra)  # fmt: skip
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    assert err.startswith("bench: error: "), err
+    return err
+
+
+class _Payload:
+    """Pickles as a call of ``func(arg)``: what a hostile batch file would hold."""
+
+    def __init__(self, func: object, arg: str) -> None:
+        self.func, self.arg = func, arg
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return self.func, (self.arg,)
+
+
+def _cifar_copy(cifar_root: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    shutil.copytree(cifar_root, root)
+    return root
+
+
+def _plant(folder: Path, name: str, payload: object, manifest: bool) -> None:
+    """Replace one batch file with ``payload``, as a real batch dict would hold its data."""
+    entry = {"data": np.zeros((1, 3072), np.uint8), "labels": [0], "x": payload}
+    with open(folder / name, "wb") as fh:
+        pickle.dump(entry, fh, protocol=2)
+    if manifest:  # the folder vouches for its own files: the md5 check passes
+        write_manifest(folder, "cifar10", sorted(p for p in folder.iterdir()
+                                                 if p.name != MANIFEST_NAME))  # fmt: skip
+    else:
+        (folder / MANIFEST_NAME).unlink()
+
+
+@pytest.mark.parametrize("via", ["os.system", "builtins.exec"])
+@pytest.mark.parametrize("name", ["data_batch_2", "test_batch", "batches.meta"])
+def test_cifar_batch_that_runs_code_is_refused(tmp_path, cifar_root, paper_resnet18, capsys,
+                                               via, name) -> None:  # fmt: skip
+    root = _cifar_copy(cifar_root, tmp_path)
+    folder = root / "cifar-10-batches-py"
+    marker = tmp_path / "pwned"
+    payload = (_Payload(os.system, f"touch {marker}") if via == "os.system"
+               else _Payload(exec, f"open({str(marker)!r}, 'w').close()"))  # fmt: skip
+    _plant(folder, name, payload, manifest=True)
+    results = tmp_path / "results"
+    code = bench(*_run(results, "--task", "cifar10", "--backbone", paper_resnet18,
+                       "--data-root", root))  # fmt: skip
+    assert not marker.exists()
+    err = _one_line_error(capsys)
+    assert code == 2
+    assert f"{folder / name}: refused to read" in err
+    assert f".{via.split('.')[1]}, which no CIFAR-10 file holds" in err  # __builtin__.exec
+    assert not results.exists()
+
+
+def test_cifar_payload_without_manifest_fails_the_official_md5(tmp_path, cifar_root,
+                                                               paper_resnet18, capsys) -> None:
+    root = _cifar_copy(cifar_root, tmp_path)
+    marker = tmp_path / "pwned"
+    _plant(root / "cifar-10-batches-py", "data_batch_1", _Payload(os.system, f"touch {marker}"),
+           manifest=False)  # fmt: skip
+    results = tmp_path / "results"
+    code = bench(*_run(results, "--task", "cifar10", "--backbone", paper_resnet18,
+                       "--data-root", root))  # fmt: skip
+    assert code == 2
+    assert "not found or corrupted" in _one_line_error(capsys)
+    assert not marker.exists() and not results.exists()
+
+
+def test_fixture_manifest_vouches_only_for_files_it_lists(tmp_path, cifar_root, paper_resnet18,
+                                                          capsys) -> None:  # fmt: skip
+    root = _cifar_copy(cifar_root, tmp_path)
+    manifest = root / "cifar-10-batches-py" / MANIFEST_NAME
+    table = json.loads(manifest.read_text())
+    del table["md5"]["data_batch_4"]
+    manifest.write_text(json.dumps(table))
+    results = tmp_path / "results"
+    code = bench(*_run(results, "--task", "cifar10", "--backbone", paper_resnet18,
+                       "--data-root", root))  # fmt: skip
+    assert code == 2
+    err = _one_line_error(capsys)
+    assert f"{manifest} lists no md5 for data_batch_4" in err
+    assert not results.exists()
+
+
+def test_malformed_fixture_manifest_is_one_line(tmp_path, cifar_root, paper_resnet18,
+                                                capsys) -> None:  # fmt: skip
+    root = _cifar_copy(cifar_root, tmp_path)
+    manifest = root / "cifar-10-batches-py" / MANIFEST_NAME
+    manifest.write_text('{"dataset": "cifar10", "md5": ')
+    results = tmp_path / "results"
+    code = bench(*_run(results, "--task", "cifar10", "--backbone", paper_resnet18,
+                       "--data-root", root))  # fmt: skip
+    assert code == 2
+    assert f"{manifest}: unreadable fixture manifest" in _one_line_error(capsys)
+    assert not results.exists()
+
+
+def test_restricted_unpickler_reads_python2_style_batches(tmp_path) -> None:
+    """The real files are Python 2 pickles (strings as BINSTRING, read as latin-1); the allow-
+    list must read them, not only our protocol-2 fixtures."""
+    from benchmark.data.safe_pickle import load_data_pickle
+
+    array = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    dtype_args = b"(S'u1'\nI0\nI1\ntR(I3\nS'|'\nNNNI-1\nI-1\nI0\ntb"
+    raw = (b"(dp0\nS'labels'\n(lp1\nI3\naI7\nasS'data'\ncnumpy.core.multiarray\n_reconstruct\n"
+           b"(cnumpy\nndarray\n(I0\ntS'b'\ntR(I1\n(I2\nI3\ntcnumpy\ndtype\n" + dtype_args
+           + b"I00\nS'" + array.tobytes().decode("latin1").encode("unicode_escape")
+           + b"'\ntbsS'batch_label'\nS'training batch 1 of 5'\ns.")  # fmt: skip
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(raw)
+    entry = load_data_pickle(path, "CIFAR-10")
+    assert entry["labels"] == [3, 7] and entry["batch_label"] == "training batch 1 of 5"
+    np.testing.assert_array_equal(entry["data"], array)
