@@ -297,9 +297,21 @@ COMMANDS = {
 }
 
 
+_FOLDER_ARGUMENTS = {"results": "--results", "data_root": "--data-root", "out": "--out",
+                     "workdir": "--workdir", "root": "--root"}  # fmt: skip
+
+
+def _check_folder_arguments(args: argparse.Namespace) -> None:
+    """Every folder argument, before any command reads data or trains."""
+    for name, flag in _FOLDER_ARGUMENTS.items():
+        if getattr(args, name, None) is not None:
+            paths.require_folder_path(Path(getattr(args, name)), flag)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_folder_arguments(args)
         return COMMANDS[args.command](args)
     except BenchError as err:
         print(f"bench: error: {err}", file=sys.stderr)

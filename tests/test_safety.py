@@ -139,3 +139,32 @@ def test_restricted_unpickler_reads_python2_style_batches(tmp_path) -> None:
     entry = load_data_pickle(path, "CIFAR-10")
     assert entry["labels"] == [3, 7] and entry["batch_label"] == "training batch 1 of 5"
     np.testing.assert_array_equal(entry["data"], array)
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (("run", "--task", "cifar10", "--backbone", "random_r18", "--results", "{f}/results",
+          "--data-root", "{data}"), "--results {f}/results is under {f}, which is not a folder"),
+        (("run", "--task", "cifar10", "--backbone", "random_r18", "--results", "{r}",
+          "--data-root", "{f}", "--download"), "--data-root {f} is not a folder"),
+        (("sweep", "--tasks", "cifar10", "--backbones", "random_r18", "--results", "{f}"),
+         "--results {f} is not a folder"),
+        (("leaderboard", "--results", "{r}", "--out", "{f}"), "--out {f} is not a folder"),
+        (("demo", "--workdir", "{f}"), "--workdir {f} is not a folder"),
+        (("data", "fixture", "--task", "cifar10", "--root", "{f}/sub"),
+         "--root {f}/sub is under {f}, which is not a folder"),
+    ],
+    ids=["run-results", "run-data-root", "sweep-results", "leaderboard-out", "demo-workdir",
+         "data-fixture-root"],
+)
+def test_folder_argument_that_is_a_file(tmp_path, cifar_root, capsys, args, flag) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder\n")
+    results = tmp_path / "results"
+    subst = {"f": afile, "r": results, "data": cifar_root}
+    before = sorted(tmp_path.rglob("*"))
+    code = bench(*(a.format(**subst) for a in args))
+    assert code == 2
+    assert flag.format(**subst) in _one_line_error(capsys)
+    assert sorted(tmp_path.rglob("*")) == before and afile.read_text() == "not a folder\n"
