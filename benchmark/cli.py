@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark import paths
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, EnvironmentFailure
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -316,6 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
+    except EnvironmentFailure as err:  # the machine failed, not the arguments
+        if os.environ.get("BENCH_DEBUG") == "1":
+            raise
+        print(f"bench: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130

@@ -168,3 +168,69 @@ def test_folder_argument_that_is_a_file(tmp_path, cifar_root, capsys, args, flag
     assert code == 2
     assert flag.format(**subst) in _one_line_error(capsys)
     assert sorted(tmp_path.rglob("*")) == before and afile.read_text() == "not a folder\n"
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What every torchvision download meets on a machine without network."""
+    import urllib.error
+    import urllib.request
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+
+
+@pytest.mark.parametrize(
+    ("task", "named", "folder"),
+    [
+        ("cifar10", "CIFAR-10", "cifar-10-batches-py"),
+        ("voc", "VOC2007", "VOCdevkit/VOC2007"),
+        ("sun397", "SUN397", "SUN397"),
+    ],
+)
+def test_download_without_network_is_one_line_exit_1(tmp_path, paper_resnet18, capsys,
+                                                      no_network, task, named,
+                                                      folder) -> None:  # fmt: skip
+    data, results = tmp_path / "data", tmp_path / "results"
+    code = bench(*_run(results, "--task", task, "--backbone", paper_resnet18, "--data-root", data,
+                       "--download"))  # fmt: skip
+    err = _one_line_error(capsys)
+    assert code == 1
+    where = (data / folder).resolve()
+    assert f"could not download {named} into {where} (URLError: <urlopen error [Errno -3]" in err
+    assert "check the network and retry, or download http" in err
+    assert not results.exists()
+
+
+def test_hub_dataset_without_network_is_one_line_exit_1(tmp_path, paper_resnet18, capsys,
+                                                        monkeypatch) -> None:  # fmt: skip
+    import datasets
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("Couldn't reach 'flwrlabs/celeba' on the Hub (LocalEntryNotFound)")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    for switch in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(switch, raising=False)
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    results = tmp_path / "results"
+    code = bench(*_run(results, "--task", "celeba", "--backbone", paper_resnet18,
+                       "--set", "data.source=hf"))  # fmt: skip
+    err = _one_line_error(capsys)
+    assert code == 1
+    assert (f"could not download Hugging Face dataset 'flwrlabs/celeba' into "
+            f"{tmp_path / 'hf-cache'} (ConnectionError: Couldn't reach") in err  # fmt: skip
+    assert not results.exists()
+
+
+def test_bench_debug_keeps_the_traceback_of_an_environment_failure(tmp_path, paper_resnet18,
+                                                                   no_network,
+                                                                   monkeypatch) -> None:
+    from benchmark.errors import EnvironmentFailure
+
+    monkeypatch.setenv("BENCH_DEBUG", "1")
+    with pytest.raises(EnvironmentFailure):
+        bench(*_run(tmp_path / "results", "--task", "cifar10", "--backbone", paper_resnet18,
+                    "--data-root", tmp_path / "data", "--download"))  # fmt: skip

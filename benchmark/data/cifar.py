@@ -11,6 +11,7 @@ from torchvision.datasets import CIFAR10, VisionDataset
 from torchvision.datasets.utils import check_integrity
 
 from benchmark.data import SplitData, register_adapter
+from benchmark.data.download import dataset_download
 from benchmark.data.fixtures import read_manifest, require_listed, write_manifest
 from benchmark.data.safe_pickle import load_data_pickle
 from benchmark.errors import BenchError
@@ -38,7 +39,10 @@ class _CheckedCIFAR10(CIFAR10):
         VisionDataset.__init__(self, root)
         self.train = train
         if download:
-            self.download()
+            folder = Path(root, self.base_folder)
+            manual = f"download {_MANUAL} and extract it so that {folder}/data_batch_1 exists."
+            with dataset_download("CIFAR-10", folder, manual):
+                self.download()
         if not self._check_integrity():
             raise RuntimeError("Dataset not found or corrupted.")
         data, self.targets = [], []
