@@ -234,3 +234,56 @@ def test_bench_debug_keeps_the_traceback_of_an_environment_failure(tmp_path, pap
     with pytest.raises(EnvironmentFailure):
         bench(*_run(tmp_path / "results", "--task", "cifar10", "--backbone", paper_resnet18,
                     "--data-root", tmp_path / "data", "--download"))  # fmt: skip
+
+
+def test_input_too_small_for_the_architecture(tmp_path, cifar_root, capsys,
+                                              monkeypatch) -> None:  # fmt: skip
+    """AlexNet cannot take the tiny subset's 32 px: refused before training, with the size
+    that works; and that size does work."""
+    import yaml
+
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(yaml.safe_dump({"backbones": {"random_alexnet": {
+        "arch": "alexnet", "data": "none", "source": "torchvision", "weights": None}}}))
+    monkeypatch.setenv("BENCH_BACKBONES_FILE", str(registry))
+    results = tmp_path / "results"
+    args = _run(results, "--task", "cifar10", "--backbone", "random_alexnet",
+                "--data-root", cifar_root)  # fmt: skip
+    assert bench(*args) == 2
+    err = _one_line_error(capsys)
+    assert "task cifar10: AlexNet cannot take 32x32 inputs (input.image_size=32; " in err
+    assert ("the smallest size that works is 63: pass --set input.image_size=63 --set "
+            "input.resize_size=63") in err  # fmt: skip
+    assert not results.exists()
+    assert bench(*args, "--set", "input.image_size=63", "--set", "input.resize_size=63") == 0
+
+
+def _cifar_with_classes(cifar_root: Path, tmp_path: Path, names: list[str]) -> Path:
+    root = _cifar_copy(cifar_root, tmp_path)
+    folder = root / "cifar-10-batches-py"
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({"num_cases_per_batch": 12, "label_names": names, "num_vis": 3072}, fh,
+                    protocol=2)  # fmt: skip
+    write_manifest(folder, "cifar10", sorted(p for p in folder.iterdir()
+                                             if p.name != MANIFEST_NAME))  # fmt: skip
+    return root
+
+
+@pytest.mark.parametrize(
+    ("names", "extra", "expected"),
+    [
+        (["cat", "dog", "ship"], (), "the data has 3 classes, the task says num_classes 10"),
+        (None, ("--set", "num_classes=5"), "the data has 10 classes, the task says num_classes 5"),
+    ],
+    ids=["3-class-folder", "num-classes-override"],
+)
+def test_classes_in_the_data_must_match_num_classes(tmp_path, cifar_root, paper_resnet18,
+                                                    capsys, names, extra,
+                                                    expected) -> None:  # fmt: skip
+    root = _cifar_with_classes(cifar_root, tmp_path, names) if names else cifar_root
+    results = tmp_path / "results"
+    code = bench(*_run(results, "--task", "cifar10", "--backbone", paper_resnet18,
+                       "--data-root", root, *extra))  # fmt: skip
+    assert code == 2
+    assert f"bench: error: task cifar10: {expected}; point --data-root" in _one_line_error(capsys)
+    assert not results.exists()
