@@ -287,3 +287,37 @@ def test_classes_in_the_data_must_match_num_classes(tmp_path, cifar_root, paper_
     assert code == 2
     assert f"bench: error: task cifar10: {expected}; point --data-root" in _one_line_error(capsys)
     assert not results.exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask022", "umask027"])
+def test_written_files_follow_the_umask(tmp_path, cifar_root, paper_resnet18, umask) -> None:
+    """A shared results folder and a published leaderboard are as readable as any other file
+    the user writes: nothing comes out 0600 from a temporary file."""
+    from synthetic_records import logits_with_correct, write_classification_run
+
+    results = tmp_path / "results"
+    old = os.umask(umask)
+    try:
+        assert bench(*_run(results, "--task", "cifar10", "--backbone", paper_resnet18,
+                           "--data-root", cifar_root)) == 0  # fmt: skip
+        rng = np.random.default_rng(0)
+        target = np.repeat(np.arange(5), 20)
+        for seed in range(2):  # an original/blurred pair, so the leaderboard draws plots
+            for name, data, rate in (("original_r18", "original", 0.7),
+                                     ("blurred_r18", "blurred", 0.6)):  # fmt: skip
+                correct = rng.random(len(target)) < rate
+                write_classification_run(results, name, "resnet18", data, seed,
+                                         logits_with_correct(target, correct, 5, rng), target,
+                                         [f"c{i}" for i in range(5)])  # fmt: skip
+        assert bench("leaderboard", "--results", results, "--n-boot", "100") == 0
+    finally:
+        os.umask(old)
+    written = {p.relative_to(results).as_posix(): p for p in results.rglob("*")}
+    names = {Path(n).name for n in written}
+    assert {"record.json", "predictions.npz", "leaderboard.md", "leaderboard.csv",
+            "index.html", "leaderboard-scores.npz"} <= names  # fmt: skip
+    assert any(n.endswith(".png") for n in names)
+    modes = {n: p.stat().st_mode & 0o777 for n, p in written.items()}
+    wrong = {n: oct(m) for n, m in modes.items()
+             if m != (0o777 if written[n].is_dir() else 0o666) & ~umask}  # fmt: skip
+    assert not wrong
