@@ -1,4 +1,5 @@
-"""CIFAR-10 through torchvision's ``CIFAR10`` (``cifar-10-batches-py`` under the data root)."""
+"""CIFAR-10 through torchvision's ``CIFAR10`` (``cifar-10-batches-py`` under the data root),
+with the batch files unpickled by an allow-list (:mod:`benchmark.data.safe_pickle`)."""
 
 from __future__ import annotations
 
