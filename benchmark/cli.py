@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark import paths
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, EnvironmentFailure
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -302,16 +302,32 @@ COMMANDS = {
 }
 
 
+_FOLDER_ARGUMENTS = {"results": "--results", "data_root": "--data-root", "out": "--out",
+                     "workdir": "--workdir", "root": "--root"}  # fmt: skip
+
+
+def _check_folder_arguments(args: argparse.Namespace) -> None:
+    """Every folder argument, before any command reads data or trains."""
+    for name, flag in _FOLDER_ARGUMENTS.items():
+        if getattr(args, name, None) is not None:
+            paths.require_folder_path(Path(getattr(args, name)), flag)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit status: 0 done, 2 the user's mistake, 1 the environment (or a bug), 130 interrupted;
     each failure one line on stderr, the traceback only with ``BENCH_DEBUG=1``."""
     args = build_parser().parse_args(argv)
     try:
+        _check_folder_arguments(args)
         return COMMANDS[args.command](args)
     except BenchError as err:
         _debug_traceback()
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
+    except EnvironmentFailure as err:  # the machine failed (network, disk), not the arguments
+        _debug_traceback()
+        print(f"bench: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as err:  # RunInterrupted says what was kept; a bare one, nothing
         _debug_traceback()
         print(f"bench: {str(err) or 'interrupted: nothing was written'}", file=sys.stderr)

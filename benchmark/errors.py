@@ -18,3 +18,11 @@ def closest_names(name: str, candidates: list[str], n: int = 3) -> str:
 
     close = difflib.get_close_matches(name, candidates, n=n, cutoff=0.4)
     return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+class EnvironmentFailure(Exception):
+    """The machine, not the user's arguments, failed (no network, a full disk): the CLI prints
+    the message on one line and exits with status 1 (a traceback only with BENCH_DEBUG=1)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))  # always one line

@@ -36,3 +36,17 @@ def slug(value: str) -> str:
     """Turn free text (a checkpoint file name) into a safe directory name."""
     cleaned = re.sub(r"[^A-Za-z0-9_.+-]+", "-", value).strip("-.") or "unnamed"
     return cleaned[:100]
+
+
+def require_folder_path(path: Path, flag: str) -> None:
+    """Refuse a folder argument that is, or lies under, an existing non-folder (a file).
+
+    Checked before anything runs: otherwise a run trains first and then fails to write its
+    record with ``NotADirectoryError``.
+    """
+    for candidate in [path, *path.parents]:
+        if candidate.exists() or candidate.is_symlink():
+            if not candidate.is_dir():
+                where = "is" if candidate == path else f"is under {candidate}, which is"
+                raise BenchError(f"{flag} {path} {where} not a folder; pass a folder path.")
+            return

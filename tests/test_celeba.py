@@ -175,14 +175,16 @@ def test_failed_download_gives_the_manual_steps(tmp_path, monkeypatch) -> None:
     """torchvision downloads CelebA from Google Drive, which often refuses on quota."""
     import torchvision.datasets.celeba as tv_celeba
 
-    from benchmark.errors import BenchError
+    from benchmark.errors import EnvironmentFailure
 
     def refused(*args, **kwargs) -> None:
         raise RuntimeError("Too many users have viewed or downloaded this file recently.")
 
     monkeypatch.setattr(tv_celeba, "download_file_from_google_drive", refused)
-    with pytest.raises(BenchError) as info:
+    with pytest.raises(EnvironmentFailure) as info:  # Google Drive's quota, not the user: exit 1
         get_adapter("celeba").load_split(tmp_path, "train", download=True)
     message = str(info.value)
-    assert message.startswith("could not download CelebA (RuntimeError: Too many users")
+    assert message.startswith(
+        f"could not download CelebA into {tmp_path / 'celeba'} (RuntimeError: Too many users"
+    )
     assert "img_align_celeba.zip" in message and "--set data.source=hf" in message

@@ -13,6 +13,7 @@ from helpers import bench, read_json, run_dirs
 from benchmark.data.cifar import write_cifar10_fixture
 from benchmark.data.fixtures import MANIFEST_NAME, md5_of
 from benchmark.data.identity import FileDigests
+from benchmark.data.safe_pickle import load_data_pickle
 from benchmark.data.sun397 import write_sun397_fixture
 
 FAST = ("--subset", "tiny", "--max-steps", "1", "--accelerator", "cpu", "--num-workers", "0")
@@ -49,8 +50,7 @@ def test_fixture_then_real_data_gives_two_records(tmp_path, paper_resnet18, caps
 def _tamper_cifar(folder: Path) -> None:
     """Change one test label and re-sign the fixture manifest, as a tampered copy would."""
     batch = folder / "test_batch"
-    with open(batch, "rb") as fh:
-        content = pickle.load(fh)  # our own fixture file, written by this test session
+    content = load_data_pickle(batch, "CIFAR-10")
     content["labels"][0] = (content["labels"][0] + 1) % 10
     with open(batch, "wb") as fh:
         pickle.dump(content, fh, protocol=2)

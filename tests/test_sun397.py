@@ -17,7 +17,7 @@ from torchvision.datasets import SUN397
 
 from benchmark.data import get_adapter
 from benchmark.data.splits import resolve_splits
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, EnvironmentFailure
 from benchmark.tasks import apply_overrides, get_task
 
 RUN = ("run", "--task", "sun397", "--subset", "tiny", "--max-steps", "5", "--accelerator", "cpu",
@@ -185,10 +185,10 @@ def test_download_failure_gives_the_manual_steps(tmp_path, monkeypatch) -> None:
         raise urllib.error.URLError("network unreachable")
 
     monkeypatch.setattr(tv_sun397, "download_and_extract_archive", offline)
-    with pytest.raises(BenchError) as info:
+    with pytest.raises(EnvironmentFailure) as info:  # the network, not the user: exit 1
         get_adapter("sun397").load_split(tmp_path, "train", download=True)
     message = str(info.value)
-    assert message.startswith("could not download SUN397 (URLError")
+    assert message.startswith(f"could not download SUN397 into {tmp_path / 'SUN397'} (URLError")
     assert "SUN397.tar.gz" in message and "Partitions.zip" in message
 
 

@@ -25,7 +25,8 @@ from torchvision.datasets import CelebA
 from torchvision.datasets.utils import check_integrity
 
 from benchmark.data import SplitData, register_adapter
-from benchmark.data.fixtures import read_manifest, write_manifest
+from benchmark.data.download import dataset_download
+from benchmark.data.fixtures import read_manifest, require_listed, write_manifest
 from benchmark.errors import BenchError
 
 _FOLDER = CelebA.base_folder
@@ -122,6 +123,9 @@ class CelebAAdapter:
             raise BenchError(f"CelebA takes no data.args, got {sorted(args)}.")
         ds_root = Path(root) / _FOLDER
         md5 = read_manifest(ds_root, "celeba")
+        if md5 is not None:
+            texts = [name for _, _, name in CelebA.file_list if not name.endswith(".zip")]
+            require_listed(ds_root, md5, texts)
         if download and md5 is None:
             _download(root)
         try:
@@ -153,14 +157,10 @@ class CelebAAdapter:
 
 def _download(root: Path) -> None:
     """torchvision's Google Drive download (md5-checked per file)."""
-    try:
+    # Every error, on purpose: the download runs through gdown, whose errors (quota, missing
+    # package, HTML instead of a file) have no common base class; each gets the manual steps.
+    with dataset_download("CelebA", Path(root) / _FOLDER, _manual_steps(root), (Exception,)):
         CelebA(str(root), split="all", target_type="attr", download=True)
-    # Broad on purpose: the download runs through gdown, whose errors (quota, missing package,
-    # HTML instead of a file) have no common base class; each becomes the same manual steps.
-    except Exception as err:
-        raise BenchError(
-            f"could not download CelebA ({type(err).__name__}: {err}); " + _manual_steps(root)
-        ) from None
 
 
 def _file_list(md5: dict[str, str] | None) -> list[tuple[str, str, str]]:

@@ -1,4 +1,5 @@
-"""CIFAR-10 through torchvision's ``CIFAR10`` (``cifar-10-batches-py`` under the data root)."""
+"""CIFAR-10 through torchvision's ``CIFAR10`` (``cifar-10-batches-py`` under the data root),
+with the batch files unpickled by an allow-list (:mod:`benchmark.data.safe_pickle`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torchvision.datasets import CIFAR10
+from torchvision.datasets import CIFAR10, VisionDataset
+from torchvision.datasets.utils import check_integrity
 
 from benchmark.data import SplitData, register_adapter
-from benchmark.data.fixtures import read_manifest, write_manifest
+from benchmark.data.download import dataset_download
+from benchmark.data.fixtures import read_manifest, require_listed, write_manifest
+from benchmark.data.safe_pickle import load_data_pickle
 from benchmark.errors import BenchError
 
 CIFAR10_CLASSES = [
@@ -21,14 +25,51 @@ _MANUAL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
 class _CheckedCIFAR10(CIFAR10):
-    """torchvision's CIFAR10, checking files against the fixture md5 table when given one."""
+    """torchvision's CIFAR10, checking files against the fixture md5 table when given one, and
+    reading the batches with :func:`load_data_pickle` instead of ``pickle.load``.
+
+    ``__init__`` is torchvision's own (download, integrity check, stack the batches) with only
+    the unpickling changed, so a batch file can hold data but never run code.
+    """
 
     def __init__(self, root: str, train: bool, download: bool, md5: dict[str, str] | None):
         if md5 is not None:
             self.train_list = [[name, md5.get(name, "")] for name, _ in CIFAR10.train_list]
             self.test_list = [[name, md5.get(name, "")] for name, _ in CIFAR10.test_list]
             self.meta = {**CIFAR10.meta, "md5": md5.get(CIFAR10.meta["filename"], "")}
-        super().__init__(root, train=train, download=download)
+        VisionDataset.__init__(self, root)
+        self.train = train
+        if download:
+            folder = Path(root, self.base_folder)
+            manual = f"download {_MANUAL} and extract it so that {folder}/data_batch_1 exists."
+            with dataset_download("CIFAR-10", folder, manual):
+                self.download()
+        if not self._check_integrity():
+            raise RuntimeError("Dataset not found or corrupted.")
+        data, self.targets = [], []
+        for file_name, _ in self.train_list if train else self.test_list:
+            entry = self._read(file_name)
+            if not isinstance(entry.get("data"), np.ndarray) or "labels" not in entry:
+                raise BenchError(f"{self._path(file_name)}: not a CIFAR-10 batch (no data/labels).")
+            data.append(entry["data"])
+            self.targets.extend(entry["labels"])
+        self.data = np.vstack(data).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))  # HWC
+        self._load_meta()
+
+    def _path(self, file_name: str) -> Path:
+        return Path(self.root, self.base_folder, file_name)
+
+    def _read(self, file_name: str) -> dict[str, Any]:
+        entry = load_data_pickle(self._path(file_name), "CIFAR-10")
+        if not isinstance(entry, dict):
+            raise BenchError(f"{self._path(file_name)}: not a CIFAR-10 file (not a dict).")
+        return entry
+
+    def _load_meta(self) -> None:
+        if not check_integrity(str(self._path(self.meta["filename"])), self.meta["md5"]):
+            raise RuntimeError("Dataset metadata file not found or corrupted.")
+        self.classes = list(self._read(self.meta["filename"]).get(self.meta["key"], []))
+        self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
 
 
 @register_adapter("cifar10")
@@ -40,6 +81,9 @@ class CIFAR10Adapter:
             raise BenchError(f"CIFAR-10 has splits {self.splits}, not {split!r}.")
         folder = Path(root) / _FOLDER
         md5 = read_manifest(folder, "cifar10")
+        if md5 is not None:
+            files = [name for name, _ in CIFAR10.train_list + CIFAR10.test_list]
+            require_listed(folder, md5, [*files, CIFAR10.meta["filename"]])
         try:
             ds = _CheckedCIFAR10(str(root), split == "train", download and md5 is None, md5)
         except RuntimeError as err:

@@ -48,11 +48,35 @@ def write_manifest(directory: Path, dataset: str, files: list[Path]) -> Path:
 
 
 def read_manifest(directory: Path, dataset: str) -> dict[str, str] | None:
-    """The fixture md5 table in ``directory``, or ``None`` for a real dataset."""
+    """The fixture md5 table in ``directory``, or ``None`` for a real dataset.
+
+    The manifest replaces the official checksums, so it is read strictly: a table that is not
+    file name -> md5 is refused rather than skipped, and loaders accept it only for the files
+    it lists (see :func:`require_listed`).
+    """
     path = directory / MANIFEST_NAME
     if not path.is_file():
         return None
-    manifest = json.loads(path.read_text())
-    if manifest.get("dataset") != dataset:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise BenchError(f"{path}: unreadable fixture manifest ({type(err).__name__}).") from None
+    if not isinstance(manifest, dict) or manifest.get("dataset") != dataset:
         return None
-    return dict(manifest["md5"])
+    table = manifest.get("md5")
+    if not isinstance(table, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and len(v) == 32 for k, v in table.items()
+    ):
+        raise BenchError(f"{path}: 'md5' must map file names to md5 hex digests.")
+    return dict(table)
+
+
+def require_listed(folder: Path, md5: dict[str, str], names: list[str]) -> None:
+    """A manifest vouches only for the files it lists: one that leaves out a file the loader
+    reads would otherwise let that file through unchecked (or fail with a vague message)."""
+    missing = [name for name in names if name not in md5]
+    if missing:
+        raise BenchError(
+            f"{folder / MANIFEST_NAME} lists no md5 for {', '.join(missing)}; a fixture manifest "
+            f"must list every file it stands for (delete it to check the official md5s)."
+        )

@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from benchmark.data import SplitData, get_adapter
+from benchmark.data.download import dataset_download
 from benchmark.data.fixtures import read_manifest, verify_manifest, write_manifest
 from benchmark.errors import BenchError
 from benchmark.tasks import HFSource, Task
@@ -145,15 +146,22 @@ def load_hf_split(task: Task, split: str) -> SplitData:
 def _load(spec: HFSource, source: str, hf_split: str) -> Any:
     import datasets
 
+    cache = os.environ.get("HF_DATASETS_CACHE") or datasets.config.HF_DATASETS_CACHE
+    where = Path(source) if Path(source).is_absolute() else Path(cache)
+    manual = "load it once with network into that cache, or --set data.hf.id=/a/local/copy."
+    # a lost network is the environment (exit 1); with offline mode asked for, a dataset missing
+    # from the cache is the user's setting, and like a wrong id or split it stays a BenchError
+    network = () if _offline() else (ConnectionError, TimeoutError)
     try:
-        table = datasets.load_dataset(
-            source,
-            name=spec.config,
-            revision=spec.revision,
-            split=hf_split,
-            # read at call time (``datasets`` reads its own variable only at import)
-            cache_dir=os.environ.get("HF_DATASETS_CACHE") or None,
-        )
+        with dataset_download(f"Hugging Face dataset {spec.id!r}", where, manual, network):
+            table = datasets.load_dataset(
+                source,
+                name=spec.config,
+                revision=spec.revision,
+                split=hf_split,
+                # read at call time (``datasets`` reads its own variable only at import)
+                cache_dir=os.environ.get("HF_DATASETS_CACHE") or None,
+            )
     except (ValueError, OSError, datasets.exceptions.DatasetsError) as err:
         detail = " ".join(str(err).split())[:300]
         raise BenchError(
@@ -164,6 +172,11 @@ def _load(spec: HFSource, source: str, hf_split: str) -> Any:
     if not isinstance(table, datasets.Dataset):
         raise BenchError(f"Hugging Face dataset {spec.id!r} split {hf_split!r} is not a table.")
     return table
+
+
+def _offline() -> bool:
+    switches = (os.environ.get(v, "") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(value.upper() in {"1", "ON", "YES", "TRUE"} for value in switches)
 
 
 def _require_columns(spec: HFSource, table: Any, names: list[str]) -> None:

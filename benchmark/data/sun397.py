@@ -27,6 +27,7 @@ from torchvision.datasets import SUN397
 from torchvision.datasets.utils import download_and_extract_archive
 
 from benchmark.data import SplitData, register_adapter
+from benchmark.data.download import dataset_download
 from benchmark.data.fixtures import read_manifest, verify_manifest, write_manifest
 from benchmark.errors import BenchError
 
@@ -124,16 +125,11 @@ def _download_partitions(root: Path) -> None:
     """Fetch the partitions zip through torchvision's downloader (md5-checked), and lift the
     files out of a top-level folder if the archive has one."""
     target = _partition_dir(root)
-    try:
+    with dataset_download("the SUN397 partitions", target, _manual_steps(root)):
         download_and_extract_archive(
             _PARTITIONS_URL, download_root=str(root), extract_root=str(target),
             md5=_PARTITIONS_MD5,
         )  # fmt: skip
-    except (OSError, RuntimeError, ValueError) as err:
-        raise BenchError(
-            f"could not download the SUN397 partitions ({type(err).__name__}: {err}); "
-            + _manual_steps(root)
-        ) from None
     nested = next(target.rglob("Training_01.txt"), None)
     if nested is not None and nested.parent != target:
         for item in nested.parent.iterdir():
@@ -165,13 +161,8 @@ class SUN397Adapter:
         folder = root / _FOLDER
         md5 = read_manifest(folder, "sun397")
         if download and md5 is None:
-            try:
+            with dataset_download("SUN397", folder, _manual_steps(root)):
                 SUN397(str(root), download=True)
-            except (OSError, RuntimeError) as err:
-                raise BenchError(
-                    f"could not download SUN397 ({type(err).__name__}: {err}); "
-                    + _manual_steps(root)
-                ) from None
             if not _partition_file(root, split, partition).is_file():
                 _download_partitions(root)
         if not (folder / "ClassName.txt").is_file():

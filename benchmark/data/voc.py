@@ -28,8 +28,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 from torchvision.datasets import VOCDetection
+from torchvision.datasets.utils import download_and_extract_archive
+from torchvision.datasets.voc import DATASET_YEAR_DICT
 
 from benchmark.data import SplitData, register_adapter
+from benchmark.data.download import dataset_download
 from benchmark.data.fixtures import read_manifest, verify_manifest, write_manifest
 from benchmark.detection.voc_annotations import (
     VOC_CLASSES,
@@ -80,10 +83,16 @@ def _load_year(root: Path, year: int, image_set: str, download: bool) -> tuple[V
     md5 = read_manifest(folder, f"voc{year}")
     if md5 is not None:
         verify_manifest(folder, md5)  # torchvision checks only VOC's archives
+    if download and md5 is None:  # torchvision's own archive table and downloader
+        key = "2007-test" if (year, image_set) == (2007, "test") else str(year)
+        archive = DATASET_YEAR_DICT[key]
+        manual = f"download {_MANUAL[year]} and extract them under {Path(root).resolve()}."
+        with dataset_download(f"VOC{year}", folder, manual):
+            download_and_extract_archive(
+                archive["url"], str(root), filename=archive["filename"], md5=archive["md5"]
+            )
     try:
-        ds = VOCDetection(
-            str(root), year=str(year), image_set=image_set, download=download and md5 is None
-        )
+        ds = VOCDetection(str(root), year=str(year), image_set=image_set, download=False)
     except (RuntimeError, FileNotFoundError) as err:
         missing = getattr(err, "filename", None) or folder
         raise BenchError(

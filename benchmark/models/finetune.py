@@ -6,6 +6,7 @@ predictions are turned into the task's metrics.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -13,8 +14,69 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from benchmark.errors import BenchError
 from benchmark.models.heads import replace_head
 from benchmark.tasks import Task
+
+_USUAL_SIZE = 224  # what ImageNet backbones are trained at; fixed-size ones (ViT) need exactly it
+_LARGEST_TRIED = 1024
+
+
+def _forward_error(network: nn.Module, size: int, meta: bool = True) -> Exception | None:
+    """The error of one forward pass of two ``size`` x ``size`` images, or ``None``.
+
+    On the ``meta`` device only shapes are computed (no memory, no arithmetic) with stand-in
+    parameters; the real pass (``meta=False``) uses the weights as they are and copies of the
+    buffers. Either way the network's weights and BatchNorm statistics are untouched.
+    """
+    if meta:
+        state = itertools.chain(network.named_parameters(), network.named_buffers())
+        tensors = {name: torch.empty_like(t, device="meta") for name, t in state}
+    else:
+        tensors = {name: b.clone() for name, b in network.named_buffers()}
+    device = "meta" if meta else next(network.parameters()).device
+    images = torch.zeros(2, 3, size, size, device=device)
+    try:
+        with torch.no_grad():
+            torch.func.functional_call(network, tensors, (images,))
+    except Exception as err:  # any architecture's own complaint about the size
+        return err
+    return None
+
+
+def _smallest_working_size(network: nn.Module, above: int) -> int | None:
+    """Bisect for the smallest size that works (sizes shrink monotonically through conv nets);
+    the usual 224 when bisection finds nothing (a ViT takes only its own size)."""
+    low, high = above, _LARGEST_TRIED
+    if _forward_error(network, high) is None:
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (low, mid) if _forward_error(network, mid) is None else (mid, high)
+        return high
+    return _USUAL_SIZE if _forward_error(network, _USUAL_SIZE) is None else None
+
+
+def check_input_size(network: nn.Module, task: Task) -> None:
+    """Refuse, before training, an input size the network cannot take (AlexNet at 32 px):
+    otherwise the run fails after setup with a traceback and leaves a failed record."""
+    size = task.input.image_size
+    if _forward_error(network, size) is None:
+        return
+    err = _forward_error(network, size, meta=False)  # a missing meta kernel is no verdict
+    if err is None:
+        return
+    fits = _smallest_working_size(network, size)
+    flags = "input.image_size={n}" + (" --set input.resize_size={n}" if task.input.resize_size
+                                      else "")  # fmt: skip
+    hint = (f"the smallest size that works is {fits}: pass --set {flags.format(n=fits)} "
+            f"(or {_USUAL_SIZE}, the size ImageNet backbones are trained at)"
+            if fits else "it fails at every size tried up to "
+            f"{_LARGEST_TRIED}")  # fmt: skip
+    detail = " ".join(str(err).split())[:160]
+    raise BenchError(
+        f"task {task.name}: {type(network).__name__} cannot take {size}x{size} inputs "
+        f"(input.image_size={size}; {type(err).__name__}: {detail}); {hint}."
+    )
 
 
 class FineTuneModule(pl.LightningModule):
@@ -30,6 +92,7 @@ class FineTuneModule(pl.LightningModule):
         self.class_names = class_names
         self.network = network
         self.head_name = replace_head(self.network, self.num_outputs())
+        check_input_size(self.network, task)
         if task.protocol == "linear":
             for name, param in self.network.named_parameters():
                 param.requires_grad = name.startswith(self.head_name + ".")
