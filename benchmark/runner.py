@@ -370,11 +370,14 @@ def execute(request: RunRequest) -> RunOutcome:
               f"config {digest[:12]}")
         print(f"  data: {describe_data_identity(plan.data_identity)}")
         return RunOutcome(store.run_dir(key), store.completed(key) or {}, skipped=True)
+    # built before anything is written: a head that does not fit the data, an input too small
+    # for the architecture, a bad --precision or --accelerator all write nothing
+    pl.seed_everything(request.seed, workers=True, verbose=False)  # the new head's init too
+    assert plan.loaded is not None
+    module = kind.module(plan.loaded.model, task, plan.datamodule.class_names)
     losses = LossHistory()
-    workdir = plan.workdir
-    # built before anything is written: a bad --precision or --accelerator writes nothing
     trainer = build_trainer(
-        request, task.train.epochs, workdir, [losses], plan.last_checkpoint.parent
+        request, task.train.epochs, plan.workdir, [losses], plan.last_checkpoint.parent
     )
     primary = _is_global_zero(None)  # DDP: rank 0 locks and writes; other ranks only train
     with store.lock(key) if primary else _no_lock():
@@ -382,7 +385,7 @@ def execute(request: RunRequest) -> RunOutcome:
         if done is not None and not request.force:
             print(f"already done: {store.run_dir(key)} (pass --force to run it again)")
             return RunOutcome(store.run_dir(key), done, skipped=True)
-        return _train_and_record(request, plan, kind, trainer, losses)
+        return _train_and_record(request, plan, kind, module, trainer, losses)
 
 
 @contextmanager
@@ -391,7 +394,12 @@ def _no_lock() -> Iterator[None]:
 
 
 def _train_and_record(
-    request: RunRequest, plan: PlannedRun, kind: Any, trainer: pl.Trainer, losses: LossHistory
+    request: RunRequest,
+    plan: PlannedRun,
+    kind: Any,
+    module: pl.LightningModule,
+    trainer: pl.Trainer,
+    losses: LossHistory,
 ) -> RunOutcome:
     """Fit, test and write the record. A run that fails once training has started leaves a
     failed record (status, error, traceback) that the leaderboard lists and the next run of
@@ -406,8 +414,6 @@ def _train_and_record(
     if trainer.is_global_zero:
         print(f"training {plan.run_dir} on {type(trainer.accelerator).__name__} x"
               f"{trainer.num_devices} ({request.precision})", flush=True)
-    pl.seed_everything(request.seed, workers=True, verbose=False)  # the new head's init too
-    module = kind.module(backbone.model, task, class_names)
 
     started = _now()
     t0 = time.perf_counter()

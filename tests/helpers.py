@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +36,15 @@ def run_dirs(results: Path) -> list[Path]:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def wait_for(predicate: Callable[[], bool], proc: subprocess.Popen, timeout: float = 240) -> None:
+    """Poll ``predicate`` until it holds; fail if ``proc`` ends first or time runs out."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            raise AssertionError(f"the process ended (exit {proc.returncode}) too early")
+        if time.monotonic() > end:
+            proc.kill()
+            raise AssertionError(f"timed out after {timeout} s")
+        time.sleep(0.05)

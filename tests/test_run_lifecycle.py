@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import bench, read_json, run_dirs
+from helpers import bench, read_json, run_dirs, wait_for
 
 from benchmark.records import RunKey, RunStore
 
@@ -24,17 +24,6 @@ def _start(args: tuple, log: Path) -> subprocess.Popen:
         [sys.executable, "-m", "benchmark.cli", *map(str, args)],
         stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env,  # noqa: SIM115
     )  # fmt: skip
-
-
-def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 240) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended (exit {proc.returncode}) too early")
-        if time.monotonic() > end:
-            proc.kill()
-            raise AssertionError("timed out")
-        time.sleep(0.05)
 
 
 def _holders(results: Path) -> list[Path]:
@@ -53,7 +42,7 @@ def test_staggered_double_start_gives_one_record_and_one_line(tmp_path, cifar_ro
     first = _start((*base, "--max-steps", "40", "--seed", "0"), tmp_path / "first.log")
     others = [_start((*base, "--max-steps", "2", "--seed", str(s)), tmp_path / f"s{s}.log")
               for s in (1, 2)]  # fmt: skip
-    _wait_for(lambda: any(str(first.pid) in h.read_text() for h in _holders(results)), first)
+    wait_for(lambda: any(str(first.pid) in h.read_text() for h in _holders(results)), first)
     # the second start, in this process (its imports are done, so it reaches the lock at once)
     assert bench(*base, "--max-steps", "40", "--seed", "0") == 2
     assert first.poll() is None, "the first run ended before the second started: no overlap"
@@ -102,7 +91,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_the_rerun_resumes(tmp_path, cifar_root,
             cifar_root, "--results", results, "--max-steps", "30")  # fmt: skip
     log = tmp_path / "run.log"
     proc = _start(args, log)
-    _wait_for(lambda: "step 3 " in log.read_text(), proc)
+    wait_for(lambda: "step 3 " in log.read_text(), proc)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=120) == 130
     out = log.read_text()

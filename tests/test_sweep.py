@@ -8,13 +8,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
-from helpers import bench, bench_subprocess, read_json, run_dirs
+from helpers import bench, bench_subprocess, read_json, run_dirs, wait_for
 
 from benchmark.checkpoints import save_imagenet_example_checkpoint
 from benchmark.data.sun397 import write_sun397_fixture
@@ -122,17 +121,6 @@ def test_interrupted_run_resumes_from_its_checkpoint(tmp_path, data_root, env, m
     assert not (tmp_path / "runs" / ".work" / work.name).exists()
 
 
-def _wait_for(predicate, proc: subprocess.Popen, timeout: float) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if proc.poll() is not None:
-            raise AssertionError(f"the sweep ended (exit {proc.returncode}) before the kill")
-        if time.monotonic() > end:
-            proc.kill()
-            raise AssertionError("timed out waiting to kill the sweep")
-        time.sleep(0.05)
-
-
 def test_kill_9_in_the_middle_then_rerun_completes_without_duplicates(tmp_path, data_root, env,
                                                                       capsys) -> None:  # fmt: skip
     """2 backbones x 2 tasks x 1 seed: kill -9 once the sweep is half done and its current run
@@ -159,7 +147,7 @@ def test_kill_9_in_the_middle_then_rerun_completes_without_duplicates(tmp_path, 
     def half_done_and_checkpointed() -> bool:
         return len(run_dirs(results)) >= 2 and unfinished_checkpoint()
 
-    _wait_for(half_done_and_checkpointed, proc, timeout=240)
+    wait_for(half_done_and_checkpointed, proc, timeout=240)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
