@@ -3,9 +3,10 @@
 ``checkpoints/backbones.yaml`` names the backbones; ``create_backbone`` is the one door in (as
 timm's ``create_model``). Every source goes the same three steps:
 
-1. :func:`locate`: where the weights are (registry entry on the Hugging Face Hub or a torchvision
-   URL, ``timm:<name>``, a local file, a run directory of ours), downloading into the cache
-   only when they are not there yet;
+1. :func:`locate`: where the weights are (registry entry on the Hugging Face Hub, torchvision's
+   weights or another URL, ``timm:<name>``, a local file, a run directory of ours), downloading
+   only when they are not in the cache their library keeps them in
+   (:mod:`benchmark.checkpoint_cache`);
 2. :func:`read_verified`: sha256 checked against the registry when pinned (or torchvision's
    hash prefix), read with ``weights_only=True``, a corrupt cached copy removed;
 3. build the architecture and load every tensor but the classifier head, or stop and list
@@ -30,8 +31,11 @@ from torch import nn
 
 from benchmark import paths
 from benchmark.checkpoint_cache import (
+    Cache,
     fetch_url_file,
+    hash_prefix_of,
     remove_cached_file,
+    torch_cache,
     url_file_path,
 )
 from benchmark.checkpoints import (
@@ -62,8 +66,9 @@ class BackboneEntry(BaseModel):
     name: str
     arch: str
     data: Literal["original", "blurred", "overlayed", "none"]
-    source: Literal["hub", "torchvision", "timm", "file"]
+    source: Literal["hub", "torchvision", "timm", "file", "url"]
     weights: str | None = None  # torchvision: the weights enum member; null = random init
+    url: str | None = None  # url: a checkpoint file, cached in torch.hub's cache like torchvision's
     repo: str | None = None  # hub
     filename: str | None = None  # hub
     revision: str = "main"  # hub: a branch, tag or commit
@@ -75,7 +80,9 @@ class BackboneEntry(BaseModel):
     def _fields_for_source(self) -> BackboneEntry:
         if not _NAME.match(self.name):
             raise ValueError("names use letters, digits and '_.+-' only (they become folders)")
-        needed = {"hub": ("repo", "filename"), "file": ("path",)}.get(self.source, ())
+        needed = {"hub": ("repo", "filename"), "file": ("path",), "url": ("url",)}.get(
+            self.source, ()
+        )
         for name in needed:
             if getattr(self, name) is None:
                 raise ValueError(f"source '{self.source}' needs '{name}'")
@@ -105,8 +112,9 @@ class Located:
     provenance: dict[str, Any]
     expected_sha256: str | None = None
     hash_prefix: str | None = None
-    removable: bool = False  # a copy in our cache, deleted if corrupt or not what was pinned
+    removable: bool = False  # a copy in a cache, deleted if corrupt or not what was pinned
     was_cached: bool = True
+    cache: Cache | None = None  # which cache holds it, for a download
 
 
 def registry_file() -> Path:
@@ -244,9 +252,10 @@ def locate_entry(entry: BackboneEntry) -> Located:
         base.update(
             repo=hub.repo, filename=hub.filename, revision=hub.revision, commit=hub.commit,
             url=hub.url, weights=f"{hub.repo}/{hub.filename}@{hub.commit or hub.revision}",
+            path=str(hub.path), cache=hub.cache.name,
         )
         return Located(entry.name, entry.arch, hub.path, entry.data, base, entry.sha256,
-                       removable=True, was_cached=hub.was_cached)
+                       removable=True, was_cached=hub.was_cached, cache=hub.cache)
     if entry.source == "file":
         assert entry.path is not None
         path = (registry_file().parent / entry.path).resolve()
@@ -254,6 +263,9 @@ def locate_entry(entry: BackboneEntry) -> Located:
             raise BenchError(f"backbone {entry.name}: its file {path} does not exist.")
         base.update(path=str(path), weights=str(path))
         return Located(entry.name, entry.arch, path, entry.data, base, entry.sha256)
+    if entry.source == "url":
+        assert entry.url is not None
+        return _locate_url(entry, entry.url, entry.url, base)
     # torchvision
     if entry.weights is None:
         base.update(weights=None, note="random initialisation")
@@ -265,18 +277,26 @@ def locate_entry(entry: BackboneEntry) -> Located:
             f"backbone {entry.name}: torchvision has no weights {entry.weights!r} for "
             f"{entry.arch}; fix `weights` in {registry_file()}."
         ) from None
-    prefix = Path(weights.url).stem.rsplit("-", 1)[-1]
-    prefix = prefix if re.fullmatch(r"[0-9a-f]{6,64}", prefix) else None
-    path, was_cached = fetch_url_file(weights.url, entry.name, prefix)
-    base.update(weights=f"torchvision:{entry.arch}.{entry.weights}", url=weights.url)
+    return _locate_url(entry, weights.url, f"torchvision:{entry.arch}.{entry.weights}", base)
+
+
+def _locate_url(entry: BackboneEntry, url: str, weights: str, base: dict[str, Any]) -> Located:
+    """A file from a URL, kept where torch.hub keeps it: a copy a user already has there
+    (``$TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth``) is used without any network."""
+    prefix = hash_prefix_of(url)
+    path, was_cached = fetch_url_file(url, entry.name, prefix)
+    cache = torch_cache()
+    base.update(weights=weights, url=url, path=str(path), cache=cache.name)
     return Located(entry.name, entry.arch, path, entry.data, base, entry.sha256, prefix,
-                   removable=True, was_cached=was_cached)
+                   removable=True, was_cached=was_cached, cache=cache)
 
 
 def _locate_timm(model_name: str, name: str | None, sha256: str | None,
                  data: str | None = None) -> Located:
     """timm's pretrained weights for ``model_name``, from the Hub repo its pretrained config
-    names (``timm/<model>.<tag>``), through the same cache and checks as the paper's."""
+    names (``timm/<model>.<tag>``), with the same checks as the paper's. The file is fetched
+    by the same ``hf_hub_download`` call timm makes, into the same Hub cache, so weights
+    ``timm.create_model(..., pretrained=True)`` already downloaded are used as they are."""
     timm = _import_timm()
     from benchmark.hub import fetch_hub_file
 
@@ -299,11 +319,12 @@ def _locate_timm(model_name: str, name: str | None, sha256: str | None,
         "source": "timm", "timm_model": model_name, "repo": hub.repo, "filename": hub.filename,
         "revision": hub.revision, "commit": hub.commit, "url": hub.url,
         "weights": f"timm:{model_name} ({hub.repo}/{hub.filename}@{hub.commit or hub.revision})",
+        "path": str(hub.path), "cache": hub.cache.name,
     }
     return Located(
         name or f"timm-{paths.slug(model_name)}", TIMM_PREFIX + model_name, hub.path,
         data or f"timm tag {cfg.tag or 'default'}", provenance, sha256, removable=True,
-        was_cached=hub.was_cached,
+        was_cached=hub.was_cached, cache=hub.cache,
     )
 
 
@@ -377,7 +398,7 @@ def read_verified(loc: Located) -> tuple[RawCheckpoint, str]:
     if loc.expected_sha256 is not None:
         check = "matches the sha256 pinned in the registry"
     elif loc.hash_prefix is not None:
-        check = f"matches the hash prefix {loc.hash_prefix} in torchvision's file name"
+        check = f"matches the hash prefix {loc.hash_prefix} in its file name (torch.hub's check)"
     else:
         check = "not pinned: recorded only"
     return raw, check
@@ -472,6 +493,9 @@ def cache_status(entry: BackboneEntry) -> str:
             return "-"
         weights = torchvision.models.get_model_weights(entry.arch)[entry.weights]
         return "cached" if url_file_path(weights.url).is_file() else "no"
+    if entry.source == "url":
+        assert entry.url is not None
+        return "cached" if url_file_path(entry.url).is_file() else "no"
     if entry.source == "file":
         assert entry.path is not None
         return "local" if (registry_file().parent / entry.path).is_file() else "missing"
@@ -587,6 +611,7 @@ class Fetched:
     sha256: str | None
     pinned: bool
     was_cached: bool
+    cache: Cache | None = None
 
 
 def select_entries(patterns: list[str]) -> list[BackboneEntry]:
@@ -618,4 +643,5 @@ def fetch_entry(entry: BackboneEntry) -> Fetched:
         raise BenchError(
             f"backbone {entry.name}: {loc.path} does not fit {chosen}: {report.problems()}."
         )
-    return Fetched(entry.name, loc.path, raw.sha256, entry.sha256 is not None, loc.was_cached)
+    return Fetched(entry.name, loc.path, raw.sha256, entry.sha256 is not None, loc.was_cached,
+                   loc.cache)

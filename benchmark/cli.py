@@ -200,23 +200,28 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
     if args.checkpoints_command == "inspect":
         print(backbones.format_inspection(backbones.inspect_checkpoint(args.spec, args.arch)))
         return 0
-    failures = []
+    failures, machine_failed = [], False
     for entry in backbones.select_entries(args.names):
         try:
             got = backbones.fetch_entry(entry)
-        except BenchError as err:
+        except (BenchError, EnvironmentFailure) as err:
             print(f"{entry.name}: FAILED: {err}", file=sys.stderr)
             failures.append(entry.name)
+            machine_failed |= isinstance(err, EnvironmentFailure)
             continue
         if got.path is None:
             print(f"{entry.name}: random initialisation, nothing to fetch")
             continue
         state = "already cached" if got.was_cached else "downloaded"
         pin = "pinned, matches" if got.pinned else "NOT pinned: pin it in the registry if verified"
-        print(f"{entry.name}: {state}, verified, loads completely: {got.path}")
+        print(f"{entry.name}: {state}, verified, loads completely")
+        print(f"  file:   {got.path}")
+        if got.cache is not None:  # where a cluster copy has to go: the folder and its setting
+            print(f"  cache:  {got.cache.label}: {got.cache.folder}")
         print(f"  sha256: {got.sha256}  ({pin})")
     if failures:
-        raise BenchError(f"{len(failures)} backbone(s) failed to fetch: {', '.join(failures)}.")
+        failed = EnvironmentFailure if machine_failed else BenchError
+        raise failed(f"{len(failures)} backbone(s) failed to fetch: {', '.join(failures)}.")
     return 0
 
 

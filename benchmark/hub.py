@@ -1,9 +1,10 @@
 """The Hugging Face Hub as a source of weights, through ``huggingface_hub``.
 
 ``hf_hub_download`` does the work (revision pinning, atomic download, ETag-keyed blobs, the
-``HF_HUB_OFFLINE`` switch); this module only chooses the cache folder, uses a cached copy
-without touching the network (a verified file is never fetched again), and turns the library's
-exceptions into one-line messages that say what to fix.
+``HF_HUB_OFFLINE`` switch); this module only uses a cached copy without touching the network (a
+verified file is never fetched again), and turns the library's exceptions into one-line messages
+that say what to fix. Files live in the user's own Hub cache (``HF_HUB_CACHE``/``HF_HOME``, or
+``$BENCH_CACHE_DIR/hf``), resolved per call: :func:`benchmark.checkpoint_cache.hf_cache`.
 
 ``HF_ENDPOINT`` is read per call (huggingface_hub reads it once, at import) and passed on as
 ``endpoint=``, so a mirror, or the loopback stand-in the tests use, can be chosen at any time.
@@ -15,8 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.checkpoint_cache import cache_root, fetch_hint, offline
-from benchmark.errors import BenchError
+from benchmark.checkpoint_cache import Cache, fetch_hint, hf_cache, not_cached, offline
+from benchmark.errors import BenchError, EnvironmentFailure
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,11 @@ class HubFile:
     commit: str | None
     url: str
     was_cached: bool
+    cache: Cache
 
 
 def hub_cache_dir() -> Path:
-    return cache_root() / "hf"
+    return hf_cache().folder
 
 
 def endpoint() -> str | None:
@@ -74,17 +76,15 @@ def fetch_hub_file(
     if cached is not None:
         commit = _commit_of(cached, repo)
         return HubFile(cached, repo, filename, revision, commit,
-                       file_url(repo, filename, commit or revision), was_cached=True)
+                       file_url(repo, filename, commit or revision), True, hf_cache())
     where = f"{filename} from the Hub repo {repo} (revision {revision})"
     if offline():
-        raise BenchError(
-            f"backbone {name}: {where} is not in the cache and HF_HUB_OFFLINE is set; "
-            + fetch_hint(name) + "."
-        )
+        raise not_cached(name, where, hf_cache())
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         GatedRepoError,
         HfHubHTTPError,
+        HFValidationError,
         LocalEntryNotFoundError,
         RemoteEntryNotFoundError,
         RepositoryNotFoundError,
@@ -116,17 +116,20 @@ def fetch_hub_file(
             f"backbone {name}: the Hub repo {repo} was not found or needs access "
             f"({type(err).__name__}); check `repo` in {registry}, or log in with `hf auth login`."
         ) from None
-    except LocalEntryNotFoundError:
-        raise BenchError(
+    except LocalEntryNotFoundError:  # the Hub could not be reached: the machine, not the name
+        raise EnvironmentFailure(
             f"backbone {name}: could not reach the Hub for {where}, and it is not in the "
-            f"cache; check the network, or " + fetch_hint(name) + "."
+            f"{hf_cache().name} ({hub_cache_dir()}); check the network, or "
+            + fetch_hint(name) + "."
         ) from None
+    except HFValidationError as err:  # a malformed repo id or revision in the registry
+        raise BenchError(f"backbone {name}: {err}; fix it in {registry}.") from None
     except (HfHubHTTPError, OSError, ValueError) as err:
         first = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-        raise BenchError(
+        raise EnvironmentFailure(
             f"backbone {name}: downloading {where} failed ({first}); try again, or "
             + fetch_hint(name) + "."
         ) from None
     commit = _commit_of(Path(local), repo)
     return HubFile(Path(local), repo, filename, revision, commit,
-                   file_url(repo, filename, commit or revision), was_cached=False)
+                   file_url(repo, filename, commit or revision), False, hf_cache())

@@ -39,3 +39,14 @@ def voc_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("voc-data")
     write_voc_fixture(root)
     return root
+
+
+@pytest.fixture(autouse=True)
+def private_weight_caches(tmp_path_factory: pytest.TempPathFactory,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights are cached where torch.hub and huggingface_hub keep them (the user's
+    ~/.cache); tests use a throwaway pair instead, so they neither read nor fill the real ones."""
+    base = tmp_path_factory.getbasetemp() / "weight-caches"
+    monkeypatch.setenv("TORCH_HOME", str(base / "torch"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(base / "hf-hub"))
+    monkeypatch.delenv("BENCH_CACHE_DIR", raising=False)

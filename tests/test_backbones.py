@@ -3,8 +3,13 @@ mistakes caught early, and a fine-tuned run of ours used as a backbone."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -71,31 +76,48 @@ def test_random_init_has_no_file() -> None:
         create_backbone("random_r18", "resnet50")
 
 
+FETCH_HINT = (
+    "run `bench checkpoints fetch {name}` on a machine with network and copy the cache folder it "
+    "names to the same place here, or fetch with BENCH_CACHE_DIR set there and point "
+    "BENCH_CACHE_DIR here at a copy of that folder."
+)
+
+
 def test_original_offline_not_cached_says_to_fetch(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BenchError) as err:
         create_backbone("original_r18")
     assert str(err.value) == (
-        "backbone original_r18: resnet18-f37072fd.pth is not in the cache and HF_HUB_OFFLINE is "
-        "set; run `bench checkpoints fetch original_r18` on a machine with network (it downloads "
-        f"and verifies into {tmp_path / 'cache'}), and copy that folder here or point "
-        "BENCH_CACHE_DIR at it."
+        "backbone original_r18: resnet18-f37072fd.pth is not in the torch hub cache "
+        f"({tmp_path / 'torch' / 'hub' / 'checkpoints'}) and HF_HUB_OFFLINE is set; "
+        + FETCH_HINT.format(name="original_r18")
     )
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "bench-cache"))
+    with pytest.raises(BenchError, match=r"not in the BENCH_CACHE_DIR cache \("
+                                         + str(tmp_path / "bench-cache" / "torch" / "hub")):
+        create_backbone("original_r18")
+
+
+def listed(capsys: pytest.CaptureFixture) -> dict[str, list[str]]:
+    """`bench list backbones`, one row per backbone name."""
+    assert bench("list", "backbones") == 0
+    return {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
 
 
 def test_original_cached_copy_with_the_wrong_hash_is_refused_and_removed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    """torchvision's file names carry a sha256 prefix; a file under that name that does not
-    match (a mirror's, a half-copied one) is refused and dropped from the cache."""
-    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    """torchvision's file names carry a sha256 prefix; a file under that name in torch.hub's
+    cache that does not match (a mirror's, a half-copied one) is refused and dropped."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cached = tmp_path / "cache" / "url" / "resnet18-f37072fd.pth"
+    cached = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     cached.parent.mkdir(parents=True)
     torch.save(torchvision.models.resnet18().state_dict(), cached)
     sha = hashlib.sha256(cached.read_bytes()).hexdigest()
+    assert listed(capsys)["original_r18"][4] == "cached"  # looked up where runs look
     with pytest.raises(BenchError) as err:
         create_backbone("original_r18")
     assert str(err.value) == (
@@ -196,26 +218,9 @@ def test_a_fine_tuned_run_as_a_backbone(paper_resnet18: Path, cifar_root: Path,
         create_backbone(str(without))
 
 
-def test_url_weights_download_once_with_torchvision_hash_prefix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The download path of the original_* entries (torch.hub's downloader, torchvision's
-    file-name hash prefix), against a file served on loopback."""
-    import functools
-    import threading
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    from benchmark.checkpoint_cache import fetch_url_file
-
-    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    served = tmp_path / "served"
-    served.mkdir()
-    source = served / "weights.pth"
-    torch.save(torchvision.models.squeezenet1_0().state_dict(), source)
-    prefix = hashlib.sha256(source.read_bytes()).hexdigest()[:8]
-    source.rename(served / f"squeezenet1_0-{prefix}.pth")
-    shutil.copyfile(served / f"squeezenet1_0-{prefix}.pth", served / "squeezenet1_0-00000000.pth")
+@contextmanager
+def serving(folder: Path) -> Iterator[tuple[str, list[str]]]:
+    """``folder``'s files over HTTP on loopback: (base URL, the paths requested)."""
     requests: list[str] = []
 
     class Handler(SimpleHTTPRequestHandler):
@@ -223,19 +228,115 @@ def test_url_weights_download_once_with_torchvision_hash_prefix(
             requests.append(self.path)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(Handler, directory=str(served)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+                                 functools.partial(Handler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        path, was_cached = fetch_url_file(f"{base}/squeezenet1_0-{prefix}.pth", "x", prefix)
-        assert not was_cached and path == tmp_path / "cache" / "url" / path.name
-        assert path.read_bytes() == (served / path.name).read_bytes()
-        again, was_cached = fetch_url_file(f"{base}/squeezenet1_0-{prefix}.pth", "x", prefix)
-        assert was_cached and again == path and len(requests) == 1
-        with pytest.raises(BenchError, match=r'could not download .*invalid hash value '
-                                             r'\(expected "00000000"'):
-            fetch_url_file(f"{base}/squeezenet1_0-00000000.pth", "x", "00000000")
-        assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # nothing left
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
     finally:
         server.shutdown()
         server.server_close()
+        thread.join(timeout=5)
+
+
+def torchvision_style_file(folder: Path, arch: str) -> Path:
+    """A randomly initialised network saved under torchvision's naming: ``<arch>-<the first 8
+    hex digits of its own sha256>.pth``, so torch.hub's hash-prefix check can pass."""
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = folder / "staged.pth"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.get_model(arch).state_dict(), staged)
+    prefix = hashlib.sha256(staged.read_bytes()).hexdigest()[:8]
+    return staged.rename(folder / f"{arch}-{prefix}.pth")
+
+
+def test_weights_already_in_torch_home_are_used_without_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cifar_root: Path,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """A user who already has weights in torch.hub's cache ($TORCH_HOME/hub/checkpoints, where
+    torchvision's ``weights.get_state_dict()`` keeps them) runs with that file as it is: nothing
+    is downloaded, and the record names the file and the cache."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # online: only the cache saves a download
+    cached = torchvision_style_file(tmp_path / "torch-home" / "hub" / "checkpoints", "resnet18")
+    sha = hashlib.sha256(cached.read_bytes()).hexdigest()
+    write_registry(tmp_path, monkeypatch, {"mirror_r18": {
+        "arch": "resnet18", "data": "original", "source": "url",
+        "url": f"http://127.0.0.1:9/weights/{cached.name}",  # nothing listens on port 9
+    }})
+    downloads: list[str] = []
+
+    def no_network(url: str, *args: object, **kwargs: object) -> None:
+        downloads.append(url)
+        raise OSError("no network in this test")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    assert listed(capsys)["mirror_r18"][4] == "cached"
+    results = tmp_path / "results"
+    assert bench("run", "--task", "cifar10", "--backbone", "mirror_r18", "--subset", "tiny",
+                 "--max-steps", "1", "--data-root", cifar_root, "--results", results,
+                 "--accelerator", "cpu", "--num-workers", "0") == 0
+    [run_dir] = run_dirs(results)
+    backbone = read_json(run_dir / "record.json")["backbone"]
+    with capsys.disabled():  # shown under `pytest -s`
+        print(f"\nrecord backbone.path: {backbone['path']}  cache: {backbone['cache']}")
+    assert downloads == []
+    assert backbone["path"] == str(cached) and backbone["cache"] == "torch hub cache"
+    assert backbone["sha256"] == sha and backbone["url"].endswith(f"/weights/{cached.name}")
+    assert backbone["sha256_check"] == (
+        f"matches the hash prefix {sha[:8]} in its file name (torch.hub's check)"
+    )
+    capsys.readouterr()
+    assert bench("checkpoints", "fetch", "mirror_r18") == 0
+    assert capsys.readouterr().out == (
+        "mirror_r18: already cached, verified, loads completely\n"
+        f"  file:   {cached}\n"
+        f"  cache:  torch hub cache (TORCH_HOME): {cached.parent}\n"
+        f"  sha256: {sha}  (NOT pinned: pin it in the registry if verified)\n"
+    )
+    assert downloads == [] and [p.name for p in cached.parent.iterdir()] == [cached.name]
+
+
+def test_url_weights_download_once_into_the_cache_in_effect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """The download path of the original_* entries (torch.hub's downloader, the file name's
+    hash prefix) against loopback, with BENCH_CACHE_DIR: its torch/ folder is a TORCH_HOME."""
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    served = torchvision_style_file(tmp_path / "served", "squeezenet1_0")
+    shutil.copyfile(served, served.parent / "squeezenet1_0-00000000.pth")
+    entry = {"arch": "squeezenet1_0", "data": "original", "source": "url"}
+    with serving(served.parent) as (base, requests):
+        write_registry(tmp_path, monkeypatch, {"sq": {**entry, "url": f"{base}/{served.name}"}})
+        assert bench("checkpoints", "fetch", "sq") == 0
+        out = capsys.readouterr().out
+        dest = tmp_path / "cache" / "torch" / "hub" / "checkpoints" / served.name
+        assert out.startswith(f"sq: downloaded, verified, loads completely\n  file:   {dest}\n"
+                              f"  cache:  BENCH_CACHE_DIR cache: {dest.parent}\n")
+        assert dest.read_bytes() == served.read_bytes() and len(requests) == 1
+        assert bench("checkpoints", "fetch", "sq") == 0
+        assert "sq: already cached" in capsys.readouterr().out and len(requests) == 1
+
+        # A file that does not match its name's hash prefix: the machine's or mirror's fault
+        # (exit 1), and nothing is left behind.
+        write_registry(tmp_path, monkeypatch,
+                       {"bad": {**entry, "url": f"{base}/squeezenet1_0-00000000.pth"}})
+        assert bench("checkpoints", "fetch", "bad") == 1
+        err = capsys.readouterr().err
+        assert "bad: FAILED: backbone bad: could not download" in err
+        assert 'invalid hash value (expected "00000000"' in err
+        assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
+        # A URL with nothing there is the registry's mistake (exit 2).
+        missing = f"{base}/nope-1234abcd.pt"
+        write_registry(tmp_path, monkeypatch, {"typo": {**entry, "url": missing}})
+        assert bench("checkpoints", "fetch", "typo") == 2
+        assert f"{missing} answers 404 (File not found); check the URL" in capsys.readouterr().err
+
+    # Copied to another machine, the folder serves as a TORCH_HOME too.
+    monkeypatch.delenv("BENCH_CACHE_DIR")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "cache" / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    write_registry(tmp_path, monkeypatch, {"sq": {**entry, "url": f"{base}/{served.name}"}})
+    assert create_backbone("sq").provenance["path"] == str(dest)

@@ -39,8 +39,8 @@ def paper_bytes(arch: str, seed: int, tmp: Path) -> tuple[bytes, dict[str, torch
 
 @pytest.fixture
 def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubStandIn:
-    """The stand-in Hub serving the paper's resnet18 file, and an empty cache."""
-    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    """The stand-in Hub serving the paper's resnet18 file, and an empty Hub cache."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     stand_in = HubStandIn(tmp_path / "hub")
     data, stand_in.r18_state = paper_bytes("resnet18", 11, tmp_path)  # type: ignore[attr-defined]
@@ -137,12 +137,12 @@ def test_pinned_sha256_match_and_mismatch(hub: HubStandIn, tmp_path: Path,
     with pytest.raises(BenchError) as err:
         create_backbone("pinned_r18")
     message = str(err.value)
-    assert f"sha256 mismatch for {tmp_path / 'cache'}" in message
+    assert f"sha256 mismatch for {tmp_path / 'hf-cache'}" in message
     assert f"the registry pins {'0' * 64}, the file is {hashlib.sha256(served).hexdigest()}" in (
         message
     )
     assert "The cached copy was removed: the next run downloads it again." in message
-    blobs = list((tmp_path / "cache" / "hf").rglob("blobs/*"))
+    blobs = list((tmp_path / "hf-cache").rglob("blobs/*"))
     assert blobs == []
     # the next try downloads again (and, still not matching the pin, is refused again)
     with pytest.raises(BenchError, match=f"the file is {hashlib.sha256(changed).hexdigest()}"):
@@ -173,14 +173,15 @@ def test_offline_with_nothing_cached_says_to_fetch(hub: HubStandIn, tmp_path: Pa
     # A fresh process, as on a cluster node: huggingface_hub reads HF_HUB_OFFLINE at import.
     result = bench_subprocess(
         "checkpoints", "inspect", "blurred_r18",
-        env={"HF_HUB_OFFLINE": "1", "BENCH_CACHE_DIR": str(tmp_path / "empty")},
+        env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty")},
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("bench: error: backbone blurred_r18: resnet18_blurred_ILSVRC.pth from "
-                           f"the Hub repo {PAPER_REPO} (revision main) is not in the cache and "
-                           "HF_HUB_OFFLINE is set; run `bench checkpoints fetch blurred_r18`")
+                           f"the Hub repo {PAPER_REPO} (revision main) is not in the Hugging "
+                           f"Face hub cache ({tmp_path / 'empty'}) and HF_HUB_OFFLINE is set; "
+                           "run `bench checkpoints fetch blurred_r18`")
     assert hub.requests == []
     # The same from `bench run`, before anything is written to results/.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
