@@ -10,6 +10,8 @@ checkpoint layout.
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -244,3 +246,94 @@ def test_revision_pinning_and_registry_mistakes(hub: HubStandIn, tmp_path: Path,
     with pytest.raises(BenchError, match=r"the registry says resnet50, which contradicts the "
                                          r"checkpoint's 'arch' field \(resnet18\)"):
         create_backbone("pinned_r18")
+
+
+def test_hub_files_land_in_the_users_hub_cache_and_are_found_offline(
+    hub: HubStandIn, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`bench checkpoints fetch` fills the standard Hub cache (HF_HUB_CACHE), says where, and
+    writes nothing into the source checkout; a node without network then finds the file."""
+    from huggingface_hub import scan_cache_dir
+
+    from benchmark import paths
+
+    in_repo = paths.PROJECT_ROOT / "checkpoints" / "cache"
+    existed = in_repo.exists()
+    assert bench("checkpoints", "fetch", "blurred_r18") == 0
+    out = capsys.readouterr().out.splitlines()
+    hf_cache = tmp_path / "hf-cache"
+    snapshots = hf_cache / f"models--{PAPER_REPO.replace('/', '--')}" / "snapshots"
+    path = snapshots / hub.commit / R18_FILE
+    assert out[:3] == [
+        "blurred_r18: downloaded, verified, loads completely",
+        f"  file:   {path}",
+        f"  cache:  Hugging Face hub cache (HF_HUB_CACHE): {hf_cache}",
+    ]
+    # huggingface_hub's own tools see it: the standard layout, not a folder of ours
+    [repo] = scan_cache_dir(hf_cache).repos
+    [revision] = repo.revisions
+    assert repo.repo_id == PAPER_REPO and revision.commit_hash == hub.commit
+    assert [f.file_name for f in revision.files] == [R18_FILE]
+    assert existed or not in_repo.exists()
+    assert list((paths.PROJECT_ROOT / "checkpoints").rglob(R18_FILE)) == []
+
+    # A node without network: offline, a dead endpoint, the same HF_HUB_CACHE.
+    result = bench_subprocess(
+        "checkpoints", "inspect", "blurred_r18",
+        env={"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9",
+             "HF_HUB_CACHE": str(hf_cache)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"file         {path} (" in result.stdout
+    assert hub.gets(R18_FILE) == 1
+
+
+def test_bench_cache_dir_is_an_hf_home(hub: HubStandIn, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """BENCH_CACHE_DIR overrides the user's caches; its hf/ folder is an HF_HOME, so the copy
+    a cluster gets works with or without blurbench's variable."""
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "bench-cache"))
+    fetched = create_backbone("blurred_r18")
+    path = Path(fetched.provenance["path"])
+    assert path.is_relative_to(tmp_path / "bench-cache" / "hf" / "hub")
+    assert fetched.provenance["cache"] == "BENCH_CACHE_DIR cache"
+    assert not (tmp_path / "hf-cache").exists()
+    monkeypatch.delenv("BENCH_CACHE_DIR")
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "bench-cache" / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    again = create_backbone("blurred_r18")
+    assert again.provenance["path"] == str(path)
+    assert again.provenance["cache"] == "Hugging Face hub cache"
+    assert hub.gets(R18_FILE) == 1
+
+
+TIMM_DOWNLOAD = """
+import timm
+timm.create_model("resnet18.a1_in1k", pretrained=True)
+print("timm downloaded")
+"""
+
+
+def test_weights_timm_downloaded_itself_are_used(hub: HubStandIn, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`timm.create_model(..., pretrained=True)` and `--backbone timm:<model>` share one cache:
+    what timm fetched on its own is used offline, without another download."""
+    timm = pytest.importorskip("timm", reason="timm is an optional extra (blurbench[timm])")
+    from safetensors.torch import save
+
+    torch.manual_seed(4)
+    model = timm.create_model("resnet18.a1_in1k", pretrained=False)
+    hub.put("timm/resnet18.a1_in1k", "model.safetensors", save(model.state_dict()))
+    # timm's own download, in a fresh process (huggingface_hub reads its settings at import)
+    done = subprocess.run([sys.executable, "-c", TIMM_DOWNLOAD], capture_output=True, text=True,
+                          env={**os.environ, "HF_ENDPOINT": hub.url}, timeout=300)
+    assert done.returncode == 0 and "timm downloaded" in done.stdout, done.stderr[-2000:]
+    assert hub.gets("model.safetensors") == 1
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    backbone = create_backbone("timm:resnet18.a1_in1k")
+    assert Path(backbone.provenance["path"]).is_relative_to(tmp_path / "hf-cache")
+    assert backbone.provenance["commit"] == hub.commit
+    assert hub.gets("model.safetensors") == 1
+    loaded = backbone.model.state_dict()
+    assert torch.equal(loaded["conv1.weight"], model.state_dict()["conv1.weight"])
