@@ -14,49 +14,25 @@ from benchmark.errors import BenchError, EnvironmentFailure
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", required=True, help="a task name from `bench list tasks`")
-    p.add_argument(
-        "--backbone", required=True, help="a name from `bench list backbones`, or a checkpoint path"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dry-run", action="store_true",
-                   help="resolve the run (backbone, data, key) and say whether it is done, to "
-                   "resume or to run, with its data identity; train nothing")
+    """``bench run``'s flags: every RunRequest field (benchmark.request), plus how to call."""
     _add_run_options(p, sweep=False)
+    p.add_argument("--config", type=Path, metavar="RUN_DIR|record.json",
+                   help="repeat a recorded run exactly: its options (task, backbone, seed, "
+                   "--set, --trainer ...) from its record, checked against it (same backbone "
+                   "sha256, same run key); flags given as well override them (e.g. --results, "
+                   "--force)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved configuration (request, run key contents, run "
+                   "folder) as JSON and run nothing; `bench run --config` reads it back")
 
 
 def _add_run_options(p: argparse.ArgumentParser, sweep: bool) -> None:
-    """Options ``bench run`` and ``bench sweep`` share. A sweep leaves them unset (None) so
-    that its --file can fill them; ``bench run`` gets its defaults here."""
+    """The run options, derived from RunRequest: all of them for ``bench run``, those a sweep
+    shares for ``bench sweep``. Unset options stay None, so a sweep file or a record can fill
+    them; RunRequest's defaults apply last."""
+    from benchmark.request import add_options
 
-    def default(value: object) -> object:
-        return None if sweep else value
-
-    flag = "store_const" if sweep else "store_true"
-    on: dict[str, object] = {"const": True} if sweep else {}
-    p.add_argument("--arch", help="architecture of a checkpoint file that does not name its own")
-    p.add_argument("--subset", default=default("full"), help="tiny | full | N examples per split")
-    p.add_argument("--data-root", type=Path, help="default: $BENCH_DATA_ROOT or data/")
-    p.add_argument("--download", action=flag, **on, help="fetch the dataset if it is missing")
-    p.add_argument("--results", type=Path, default=default(Path("results")),
-                   help="where run records go (default: results)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a task field by dotted path, e.g. --set optim.lr=0.01")
-    p.add_argument("--devices", default=default("auto"))
-    p.add_argument("--accelerator", default=default("auto"), help="cpu | gpu | auto ...")
-    p.add_argument("--precision", default=default("32-true"),
-                   help="32-true | bf16-mixed | 16-mixed ...")
-    p.add_argument("--strategy", default=default("auto"),
-                   help="auto | ddp (multi-GPU: --devices N --strategy ddp) ...")
-    p.add_argument("--max-epochs", type=int)
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--num-workers", type=int, help="data loader workers (default: the task's)")
-    p.add_argument("--checkpoint-every-n-steps", type=int, metavar="N",
-                   help="resumable checkpoint every N steps (default: every epoch)")
-    p.add_argument("--force", action=flag, **on, help="run again even if a record exists")
-    p.add_argument("--save-weights", action=flag, **on,
-                   help="keep the fine-tuned weights (weights.safetensors) in the run directory, "
-                   "so the run can be a --backbone later")
+    add_options(p, "shared" if sweep else "run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,31 +116,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.runner import RunRequest, execute
+    from benchmark.request import RunRequest, given_options, merge_options, read_request_file
+    from benchmark.runner import execute, resolved_config
 
-    request = RunRequest(
-        task=args.task,
-        backbone=args.backbone,
-        arch=args.arch,
-        subset=args.subset,
-        data_root=args.data_root or paths.default_data_root(),
-        download=args.download,
-        results=args.results,
-        overrides=args.overrides,
-        seed=args.seed,
-        devices=args.devices,
-        accelerator=args.accelerator,
-        precision=args.precision,
-        strategy=args.strategy,
-        max_epochs=args.max_epochs,
-        max_steps=args.max_steps,
-        num_workers=args.num_workers,
-        force=args.force,
-        dry_run=args.dry_run,
-        save_weights=args.save_weights,
-        checkpoint_every_n_steps=args.checkpoint_every_n_steps,
-    )
-    outcome = execute(request)
+    given = given_options(args, "run")
+    recorded = None
+    if args.config is not None:
+        base, recorded = read_request_file(args.config)
+        given = merge_options(base.as_record(), given)
+    for name in ("task", "backbone"):
+        if name not in given:
+            raise BenchError(f"--{name} is required (or --config RUN_DIR to repeat a run).")
+    request = RunRequest(**given)
+    if args.print_config:
+        print(json.dumps(resolved_config(request), indent=1))
+        return 0
+    outcome = execute(request, recorded)
     if not outcome.skipped and outcome.primary_process:
         primary = outcome.record["primary_metric"]
         print(f"{primary} = {outcome.record['metrics'][primary]:.4f}")
@@ -245,18 +212,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from benchmark.launchers import make_launcher
-    from benchmark.sweep import (
-        RUN_OPTIONS,
-        build_spec,
-        describe_plan,
-        parse_key_values,
-        plan_sweep,
-    )
+    from benchmark.request import given_options
+    from benchmark.sweep import build_spec, describe_plan, parse_key_values, plan_sweep
 
-    cli = {name: getattr(args, name, None) for name in RUN_OPTIONS}
+    cli = given_options(args, "shared")
     cli.update(backbones=args.backbones, tasks=args.tasks, seeds=args.seeds,
                launcher=args.launcher, slurm=parse_key_values(args.slurm, "--slurm"))
-    spec = build_spec(args.file, cli, args.overrides)
+    spec = build_spec(args.file, cli)
     print(f"resolving {len(spec.backbones)} backbone(s) to compute the run keys ...", flush=True)
     items = plan_sweep(spec)
     for line in describe_plan(spec, items):

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchError
-from benchmark.runner import RunRequest
+from benchmark.request import RunRequest, request_argv
 from benchmark.sweep import SweepItem
 
 Echo = Callable[[str], None]
@@ -39,34 +39,6 @@ class SweepResult:
     completed: list[SweepItem] = field(default_factory=list)
     failed: list[tuple[SweepItem, str]] = field(default_factory=list)
     submitted: list[str] = field(default_factory=list)
-
-
-def request_argv(request: RunRequest) -> list[str]:
-    """The ``bench run`` arguments that make the same request (same key)."""
-    argv = [
-        "run", "--task", request.task, "--backbone", request.backbone,
-        "--subset", str(request.subset), "--data-root", str(request.data_root),
-        "--results", str(request.results), "--seed", str(request.seed),
-        "--devices", str(request.devices), "--accelerator", request.accelerator,
-        "--precision", request.precision, "--strategy", request.strategy,
-    ]  # fmt: skip
-    optional = {
-        "--arch": request.arch,
-        "--max-epochs": request.max_epochs,
-        "--max-steps": request.max_steps,
-        "--num-workers": request.num_workers,
-        "--checkpoint-every-n-steps": request.checkpoint_every_n_steps,
-    }
-    for flag, value in optional.items():
-        if value is not None:
-            argv += [flag, str(value)]
-    for pair in request.overrides:
-        argv += ["--set", pair]
-    for flag, on in (("--download", request.download), ("--force", request.force),
-                     ("--save-weights", request.save_weights)):
-        if on:
-            argv.append(flag)
-    return argv
 
 
 def needs_own_process(request: RunRequest) -> bool:

@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,45 +39,18 @@ from benchmark import paths
 from benchmark.backbones import RUN_WEIGHTS_FILE, Backbone, create_backbone
 from benchmark.checkpoints import save_weights_file
 from benchmark.data.splits import SPLIT_NAMES, describe, parse_subset, splits_identity
-from benchmark.errors import BenchError
+from benchmark.errors import BenchError, closest_names
 from benchmark.kinds import evaluate_predictions, get_kind, save_predictions
 from benchmark.records import SCHEMA_VERSION, RunKey, RunStore, config_hash
-from benchmark.tasks import Task, apply_overrides, for_subset, get_task, parse_overrides
+from benchmark.request import RunRequest
+from benchmark.tasks import Task, apply_overrides, for_subset, get_task
 
 LAST_CHECKPOINT = "last.ckpt"
+LOGS = "logs"  # <workdir>/logs/<logger>/ while training, <run_dir>/logs/<logger>/ after
 
 
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT) stopped a run; the message says what was kept and how to resume."""
-
-
-@dataclass
-class RunRequest:
-    """What ``bench run`` asks for; the CLI only fills this in."""
-
-    task: str
-    backbone: str
-    arch: str | None = None
-    subset: str = "full"
-    data_root: Path = field(default_factory=paths.default_data_root)
-    download: bool = False
-    results: Path = Path("results")
-    overrides: list[str] = field(default_factory=list)
-    seed: int = 0
-    devices: str = "auto"
-    accelerator: str = "auto"
-    precision: str = "32-true"
-    strategy: str = "auto"
-    max_epochs: int | None = None
-    max_steps: int | None = None
-    num_workers: int | None = None
-    force: bool = False
-    dry_run: bool = False  # say what the run would be (key, data identity, status); run nothing
-    save_weights: bool = False  # keep the fine-tuned network as weights.safetensors
-    # Lightning checkpoint into the run's work dir every N optimiser steps (None: every epoch),
-    # so a killed or preempted run resumes; not part of the run key (it does not change results
-    # beyond the dataloader restarting its epoch on resume).
-    checkpoint_every_n_steps: int | None = None
 
 
 @dataclass
@@ -211,19 +184,140 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+# Trainer arguments the runner sets itself: each has its own option, or the runner relies on it
+# (its loggers, callbacks, work folder). ``--trainer`` may not set them.
+OWN_TRAINER_ARGUMENTS = {
+    "accelerator": "--accelerator", "devices": "--devices", "strategy": "--strategy",
+    "precision": "--precision", "max_epochs": "--max-epochs", "max_steps": "--max-steps",
+    "logger": "--logger", "callbacks": None, "default_root_dir": "--results",
+    "enable_checkpointing": "--checkpoint-every-n-steps",
+}  # fmt: skip
+# ``--trainer`` arguments that change how a run is watched, not its numbers: not in the key.
+TRAINER_ARGUMENTS_OUTSIDE_THE_KEY = frozenset({
+    "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "profiler",
+    "num_nodes", "sync_batchnorm", "barebones", "detect_anomaly",
+})  # fmt: skip
+
+
+def check_trainer_arguments(arguments: dict[str, Any]) -> None:
+    """``--trainer NAME=VALUE``: NAME must be a ``pl.Trainer`` argument the runner does not set
+    itself; the value is checked by Lightning when the Trainer is built (:func:`build_trainer`)."""
+    import inspect
+
+    known = [n for n in inspect.signature(pl.Trainer).parameters if n != "self"]
+    for name in arguments:
+        if name in OWN_TRAINER_ARGUMENTS:
+            own = OWN_TRAINER_ARGUMENTS[name]
+            instead = f"use {own}" if own else "the runner sets it"
+            raise BenchError(f"--trainer {name}: not settable this way ({instead}).")
+        if name not in known:
+            choices = [n for n in known if n not in OWN_TRAINER_ARGUMENTS]
+            raise BenchError(f"--trainer {name}: pytorch_lightning.Trainer has no argument "
+                             f"{name!r}." + closest_names(name, choices))
+
+
+def check_loggers(loggers: list[str]) -> None:
+    """Each logger's library is an optional extra: say how to install it, before any write."""
+    import importlib.util
+
+    needs = {"tensorboard": "tensorboard", "wandb": "wandb"}
+    for name in loggers:
+        module = needs.get(name)
+        if module and importlib.util.find_spec(module) is None:
+            raise BenchError(f"--logger {name} needs the {module} package: pip install "
+                             f"'blurbench[loggers]'.")
+
+
+class LogLastSteps(Callback):
+    """Makes the last step of every epoch, and of the run, a logging step too.
+
+    Lightning logs every ``log_every_n_steps`` steps (its loggers, ``LearningRateMonitor`` and
+    the module's ``self.log`` all ask the same ``should_update_logs``), so a 5-step run would
+    log nothing at 10. Lightning reads the interval at every step: it is 1 for those steps.
+    Must come before the other callbacks, which ask in ``on_train_batch_start``.
+    """
+
+    def __init__(self, every_n_steps: int) -> None:
+        self.every_n_steps = every_n_steps
+
+    def on_train_batch_start(self, trainer: pl.Trainer, _module: Any, _b: Any, idx: int) -> None:
+        last_of_epoch = idx + 1 >= trainer.num_training_batches
+        last_of_run = 0 < trainer.max_steps <= trainer.global_step + 1
+        trainer.log_every_n_steps = 1 if last_of_epoch or last_of_run else self.every_n_steps
+
+
+class ImagesPerSecond(Callback):
+    """Training throughput (images/s, data loading included) at each logging step, averaged
+    since the previous one: the GPU is synchronised only when a value is logged.
+
+    (Lightning's ``ThroughputMonitor`` needs FLOPs per batch and a window of batches before it
+    reports a rate, which short runs never fill.)
+    """
+
+    def __init__(self) -> None:
+        self._since = 0.0
+        self._images = 0
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        self._since, self._images = time.perf_counter(), 0
+
+    def on_train_batch_end(self, trainer: pl.Trainer, module: Any, _o: Any, batch: Any,
+                           *_: Any) -> None:  # fmt: skip
+        images = batch[0] if isinstance(batch, (list, tuple)) else batch
+        self._images += len(images)
+        if not trainer._logger_connector.should_update_logs:
+            return
+        if trainer.strategy.root_device.type == "cuda":
+            torch.cuda.synchronize()
+        now = time.perf_counter()
+        if now > self._since:
+            rate = self._images / (now - self._since)
+            module.log("train_images_per_sec", rate, on_step=True, on_epoch=False,
+                       batch_size=len(images))  # fmt: skip
+        self._since, self._images = now, 0
+
+
+def make_loggers(request: RunRequest, logs_dir: Path, run_name: str) -> list[Any]:
+    """Lightning's own logger classes, one folder each under ``logs_dir``; W&B offline unless
+    ``WANDB_MODE=online`` (no account needed; ``wandb sync`` uploads a run later)."""
+    out: list[Any] = []
+    for name in request.loggers:
+        if name == "csv":
+            out.append(CSVLogger(logs_dir, name="csv"))
+        elif name == "tensorboard":
+            from pytorch_lightning.loggers import TensorBoardLogger
+
+            out.append(TensorBoardLogger(logs_dir, name="tensorboard", default_hp_metric=False))
+        elif name == "wandb":
+            from pytorch_lightning.loggers import WandbLogger
+
+            (logs_dir / "wandb").mkdir(parents=True, exist_ok=True)
+            out.append(WandbLogger(
+                name=run_name, save_dir=str(logs_dir), project=os.environ.get(
+                    "WANDB_PROJECT", "blurbench"),
+                offline=os.environ.get("WANDB_MODE", "offline") != "online",
+            ))  # fmt: skip
+    return out
+
+
 def make_trainer(
     request: RunRequest,
     task_epochs: int,
     workdir: Path,
     callbacks: list[Callback],
     checkpoint_dir: Path | None = None,
+    run_name: str = "run",
 ) -> pl.Trainer:
     """The Trainer every run uses (also timed by scripts/bench_lightning_overhead.py).
 
     With ``checkpoint_dir``, Lightning keeps one resumable checkpoint there (``last.ckpt``,
     written atomically by Lightning's checkpoint IO) every epoch or every
-    ``request.checkpoint_every_n_steps`` steps.
+    ``request.checkpoint_every_n_steps`` steps. Loggers write under ``workdir/logs/<logger>/``
+    (moved into the run folder with its record); ``request.trainer`` passes any other Trainer
+    argument, and may change the defaults below.
     """
+    from pytorch_lightning.callbacks import LearningRateMonitor
+
     if checkpoint_dir is not None:
         callbacks = [
             *callbacks,
@@ -236,6 +330,18 @@ def make_trainer(
             # Ctrl-C or a crash: keep where training got to, so the rerun resumes from there
             KeepOnException(checkpoint_dir, filename=Path(LAST_CHECKPOINT).stem),
         ]
+    loggers = make_loggers(request, workdir / "logs", run_name)
+    arguments: dict[str, Any] = {
+        "num_sanity_val_steps": 0,
+        "log_every_n_steps": 10,  # each logging step syncs the GPU; the record keeps every loss
+        "enable_model_summary": False,
+        **request.trainer,
+    }
+    bar = [] if arguments.get("enable_progress_bar") is False else [TQDMProgressBar(10)]
+    if loggers:
+        every = int(arguments["log_every_n_steps"])
+        callbacks = [LogLastSteps(every), LearningRateMonitor("step"), ImagesPerSecond(),
+                     *callbacks]  # fmt: skip
     return pl.Trainer(
         accelerator=request.accelerator,
         devices=request.devices,
@@ -243,13 +349,11 @@ def make_trainer(
         precision=request.precision,
         max_epochs=request.max_epochs or task_epochs,
         max_steps=request.max_steps if request.max_steps is not None else -1,
-        logger=CSVLogger(workdir, name="logs"),
-        callbacks=[*callbacks, TQDMProgressBar(refresh_rate=10)],
+        logger=loggers or False,
+        callbacks=[*callbacks, *bar],
         enable_checkpointing=checkpoint_dir is not None,
-        num_sanity_val_steps=0,
-        log_every_n_steps=10,  # each logging step syncs the GPU; the record keeps every loss
         default_root_dir=workdir,
-        enable_model_summary=False,
+        **arguments,
     )
 
 
@@ -269,13 +373,15 @@ def plan_run(
     subset = parse_subset(request.subset)
     task = get_task(request.task)
     task = for_subset(task, str(subset))
-    task = apply_overrides(task, parse_overrides(request.overrides))
+    task = apply_overrides(task, request.overrides)
     if request.max_steps is not None and request.max_steps < 1:
         raise BenchError("--max-steps must be at least 1.")
     if request.max_epochs is not None and request.max_epochs < 1:
         raise BenchError("--max-epochs must be at least 1.")
     if request.checkpoint_every_n_steps is not None and request.checkpoint_every_n_steps < 1:
         raise BenchError("--checkpoint-every-n-steps must be at least 1.")
+    check_trainer_arguments(request.trainer)
+    check_loggers(request.loggers)
     loaded = None
     if backbone is None:
         loaded = create_backbone(request.backbone, request.arch)
@@ -311,6 +417,9 @@ def plan_run(
             "max_epochs": request.max_epochs or task.train.epochs,
             "max_steps": request.max_steps,
             "precision": request.precision,
+            # other Trainer arguments (--trainer), only when given: older keys stay the same
+            **{name: value for name, value in sorted(request.trainer.items())
+               if name not in TRAINER_ARGUMENTS_OUTSIDE_THE_KEY},
         },
     }
     digest = config_hash(config)
@@ -336,7 +445,7 @@ def describe_data_identity(identity: dict[str, Any]) -> str:
 
 def build_trainer(
     request: RunRequest, task_epochs: int, workdir: Path, callbacks: list[Callback],
-    checkpoint_dir: Path | None = None,
+    checkpoint_dir: Path | None = None, run_name: str = "run",
 ) -> pl.Trainer:
     """:func:`make_trainer`, with Lightning's refusals of an option (``--precision bogus``,
     ``--accelerator tpu`` on a machine without one) as one-line user errors.
@@ -348,19 +457,63 @@ def build_trainer(
     level = quiet.level
     quiet.setLevel(logging.WARNING)
     try:
-        return make_trainer(request, task_epochs, workdir, callbacks, checkpoint_dir)
+        return make_trainer(request, task_epochs, workdir, callbacks, checkpoint_dir, run_name)
     except (MisconfigurationException, ValueError, TypeError, ImportError) as err:
+        extra = "".join(f" --trainer {k}={v}" for k, v in request.trainer.items())
         raise BenchError(
             f"the Trainer options are not usable here (--accelerator {request.accelerator} "
             f"--devices {request.devices} --strategy {request.strategy} --precision "
-            f"{request.precision}): {err}"
+            f"{request.precision}{extra}): {err}"
         ) from None
     finally:
         quiet.setLevel(level)
 
 
-def execute(request: RunRequest) -> RunOutcome:
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def resolved_config(request: RunRequest) -> dict[str, Any]:
+    """What ``bench run --print-config`` shows: the request as given, the configuration it
+    resolves to (the run key's contents) and where the run goes. ``bench run --config`` reads
+    it back like a record."""
     plan = plan_run(request)
+    return {
+        "request": request.as_record(),
+        "config": _jsonable(plan.config),
+        "config_hash": plan.digest,
+        "run_dir": str(plan.run_dir),
+        "status": plan.status(request.force),
+    }
+
+
+def check_same_run(plan: PlannedRun, recorded: dict[str, Any]) -> None:
+    """``bench run --config``: the run resolves to exactly the recorded one (same backbone
+    weights by sha256, same task, data and trainer configuration), or nothing happens."""
+    config = recorded.get("config") or {}
+    was = (config.get("backbone") or {}).get("sha256")
+    now = plan.config["backbone"]["sha256"]
+    if was != now:
+        raise BenchError(
+            f"--config: backbone {plan.backbone.name!r} now resolves to other weights (sha256 "
+            f"{str(now)[:16]}, the recorded run used {str(was)[:16]}): not the same run."
+        )
+    if recorded.get("config_hash") not in (None, plan.digest):
+        ours = _jsonable(plan.config)
+        differ = sorted(k for k in set(ours) | set(config) if ours.get(k) != config.get(k))
+        raise BenchError(
+            f"--config: this would not repeat the recorded run: its {', '.join(differ)} "
+            f"configuration differs (config {plan.digest[:12]}, recorded "
+            f"{str(recorded['config_hash'])[:12]})."
+        )
+
+
+def execute(request: RunRequest, recorded: dict[str, Any] | None = None) -> RunOutcome:
+    """One run; with ``recorded`` (a record or ``--print-config`` output), only if it
+    repeats that run exactly (:func:`check_same_run`)."""
+    plan = plan_run(request)
+    if recorded is not None:
+        check_same_run(plan, recorded)
     task, digest, key, store = plan.task, plan.digest, plan.key, plan.store
     kind = get_kind(task.kind)
     if request.dry_run:
@@ -376,8 +529,9 @@ def execute(request: RunRequest) -> RunOutcome:
     assert plan.loaded is not None
     module = kind.module(plan.loaded.model, task, plan.datamodule.class_names)
     losses = LossHistory()
+    run_name = f"{task.name}-{plan.backbone.name}-s{request.seed}-{digest[:8]}"
     trainer = build_trainer(
-        request, task.train.epochs, plan.workdir, [losses], plan.last_checkpoint.parent
+        request, task.train.epochs, plan.workdir, [losses], plan.last_checkpoint.parent, run_name
     )
     primary = _is_global_zero(None)  # DDP: rank 0 locks and writes; other ranks only train
     with store.lock(key) if primary else _no_lock():
@@ -425,6 +579,7 @@ def _train_and_record(
         "backbone": {"name": backbone.name, "arch": backbone.arch, **backbone.provenance},
         "seed": request.seed,
         "subset": subset,
+        "request": request.as_record(),  # the options as given: `bench run --config` repeats
         "config": config,
         "config_hash": digest,
         "code_version": code_version(),
@@ -452,6 +607,7 @@ def _train_and_record(
             raise RunInterrupted(_interrupted_message(plan)) from None
         raise
     except Exception as err:  # started and crashed: recorded as failed, then raised
+        _close_loggers(trainer)
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
         record["traceback"] = traceback.format_exc(limit=20)
         record.update(ended=_now(), wall_seconds=round(time.perf_counter() - t0, 3))
@@ -472,21 +628,54 @@ def _train_and_record(
     )
     if request.save_weights:
         record["weights_file"] = RUN_WEIGHTS_FILE
+    logs = _log_locations(trainer, plan.workdir)
+    _close_loggers(trainer)
+    if logs:
+        record["logs"] = logs  # relative to the run folder
 
     def write_files(run_dir: Path) -> None:
         save_predictions(run_dir, predictions)
         if request.save_weights:  # safetensors: loading it back runs no pickle
             network = getattr(module, "network", module)
             save_weights_file(run_dir / RUN_WEIGHTS_FILE, network, {"arch": backbone.arch})
-        log = Path(trainer.logger.log_dir) / "metrics.csv" if trainer.logger else None
-        if log is not None and log.is_file():
-            shutil.copyfile(log, run_dir / "train_log.csv")
+        if (plan.workdir / LOGS).is_dir():  # moved: the work folder is removed next
+            shutil.move(plan.workdir / LOGS, run_dir / LOGS)
 
     if not trainer.is_global_zero:  # DDP: one record, written by global rank 0
         return RunOutcome(store.run_dir(key), record, skipped=False, primary_process=False)
     run_dir = store.write(key, record, write_files)
     shutil.rmtree(workdir, ignore_errors=True)
     return RunOutcome(run_dir, record, skipped=False)
+
+
+def _close_loggers(trainer: pl.Trainer) -> None:
+    """Flush every logger; W&B's run is finished so its ``.wandb`` file is complete before
+    the folder moves (Lightning leaves W&B's run open)."""
+    for logger in trainer.loggers:
+        logger.save()
+        if type(logger).__name__ == "WandbLogger" and logger._experiment is not None:
+            logger.experiment.finish()
+
+
+def _log_locations(trainer: pl.Trainer, workdir: Path) -> dict[str, str]:
+    """Where each logger wrote, relative to the run folder once the logs are moved there."""
+    names = {"CSVLogger": "csv", "TensorBoardLogger": "tensorboard", "WandbLogger": "wandb"}
+    out: dict[str, str] = {}
+    for logger in trainer.loggers:
+        name = names.get(type(logger).__name__)
+        if name == "csv":
+            where = Path(logger.log_dir) / "metrics.csv"
+        elif name == "tensorboard":
+            where = Path(logger.log_dir)
+        elif name == "wandb" and logger._experiment is not None:
+            where = Path(logger.experiment.dir).parent  # <save_dir>/wandb/offline-run-*/
+        else:
+            continue
+        try:
+            out[name] = str(where.resolve().relative_to(workdir.resolve()))
+        except ValueError:  # written elsewhere (e.g. WANDB_DIR): keep where it is
+            out[name] = str(where)
+    return out
 
 
 def _interrupted_message(plan: PlannedRun) -> str:

@@ -20,55 +20,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, create_model
 
-from benchmark import paths
 from benchmark.errors import BenchError
-from benchmark.runner import (
-    BackboneIdentity,
-    PlannedRun,
+from benchmark.request import (
     RunRequest,
-    describe_data_identity,
-    plan_run,
+    from_sweep_file,
+    merge_options,
+    run_fields,
+    sweep_file_fields,
 )
+from benchmark.runner import BackboneIdentity, PlannedRun, describe_data_identity, plan_run
 from benchmark.yaml_files import read_yaml
 
 LauncherName = Literal["local", "slurm", "submitit-local", "submitit-debug"]
 
-# Options a sweep file may set, with the RunRequest field each one fills.
-RUN_OPTIONS = (
-    "subset", "data_root", "download", "results", "devices", "accelerator", "precision",
-    "strategy", "max_epochs", "max_steps", "num_workers", "force", "save_weights",
-    "checkpoint_every_n_steps", "arch",
-)  # fmt: skip
+# The run options a sweep may set, by RunRequest field name (derived: benchmark.request).
+RUN_OPTIONS = tuple(f.name for f in run_fields("shared"))
 
-
-class SweepFile(BaseModel):
-    """The YAML form of a sweep; every key is optional and the command line overrides it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    backbones: list[str] | str | None = None
-    tasks: list[str] | str | None = None
-    seeds: list[int] | int | str | None = None
-    set: dict[str, Any] | list[str] = Field(default_factory=dict)
-    launcher: LauncherName | None = None
-    slurm: dict[str, Any] = Field(default_factory=dict)
-    subset: str | None = None
-    data_root: str | None = None
-    download: bool | None = None
-    results: str | None = None
-    devices: str | int | None = None
-    accelerator: str | None = None
-    precision: str | None = None
-    strategy: str | None = None
-    max_epochs: int | None = None
-    max_steps: int | None = None
-    num_workers: int | None = None
-    force: bool | None = None
-    save_weights: bool | None = None
-    checkpoint_every_n_steps: int | None = None
-    arch: str | None = None
+SweepFile = create_model(
+    "SweepFile",
+    __config__=ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True),
+    __doc__="The YAML form of a sweep; every key is optional and the command line overrides it. "
+    "Beside the sweep's own keys, every run option RunRequest shares with `bench sweep`, under "
+    "its flag's name (set:, trainer:, logger:, max_steps: ...).",
+    backbones=(list[str] | str | None, None),
+    tasks=(list[str] | str | None, None),
+    seeds=(list[int] | int | str | None, None),
+    launcher=(LauncherName | None, None),
+    slurm=(dict[str, Any], Field(default_factory=dict)),
+    **sweep_file_fields(),
+)
 
 
 def read_sweep_file(path: Path) -> SweepFile:
@@ -180,29 +162,16 @@ def expand_backbones(specs: list[str]) -> list[str]:
 def build_spec(
     file: Path | None, cli: dict[str, Any], overrides: list[str] | None = None
 ) -> SweepSpec:
-    """Merge the sweep file and the command line (``cli`` holds only options the user gave)."""
+    """Merge the sweep file and the command line (``cli`` holds only options the user gave,
+    as RunRequest values; ``overrides``: more ``--set`` pairs)."""
+    from benchmark.tasks import parse_overrides
+
     sweep = read_sweep_file(file) if file is not None else SweepFile()
-    merged: dict[str, Any] = {}
-    for name in RUN_OPTIONS:
-        value = cli.get(name)
-        if value is None:
-            value = getattr(sweep, name)
-        if value is not None:
-            merged[name] = value
-    for name in ("data_root", "results"):
-        if name in merged:
-            merged[name] = Path(merged[name])
-    if "devices" in merged:
-        merged["devices"] = str(merged["devices"])
-    file_set = sweep.set
-    set_pairs = (
-        [f"{k}={_yaml_scalar(v)}" for k, v in file_set.items()]
-        if isinstance(file_set, dict) else list(file_set)
-    )
-    template = RunRequest(
-        task="", backbone="", overrides=[*set_pairs, *(overrides or [])],
-        data_root=merged.pop("data_root", paths.default_data_root()), **merged,
-    )  # fmt: skip
+    given = {name: cli[name] for name in RUN_OPTIONS if cli.get(name) is not None}
+    if overrides:
+        given["overrides"] = {**given.get("overrides", {}), **parse_overrides(overrides)}
+    options = merge_options(from_sweep_file(sweep.model_dump()), given)
+    template = RunRequest(task="", backbone="", **options)
     backbones = split_list(cli.get("backbones") or sweep.backbones)
     tasks = split_list(cli.get("tasks") or sweep.tasks)
     seeds = parse_seeds(cli.get("seeds") if cli.get("seeds") is not None else sweep.seeds)
@@ -210,12 +179,6 @@ def build_spec(
     launcher = cli.get("launcher") or sweep.launcher or "local"
     return SweepSpec(expand_backbones(backbones), expand_tasks(tasks), seeds, template,
                      launcher, slurm)
-
-
-def _yaml_scalar(value: Any) -> str:
-    import json
-
-    return json.dumps(value) if not isinstance(value, str) else value
 
 
 # --------------------------------------------------------------------------- plan

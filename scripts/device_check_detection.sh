@@ -28,7 +28,7 @@ r = json.load(open(glob.glob('$results/runs/*/*/*/*/record.json')[0])); m = r['m
 print('record:', r['status'], r['hardware'].get('gpus'), 'wall', r['wall_seconds'], 'steps', r['training']['steps'])
 print('map_voc07', m['map_voc07'], 'map_voc_area', m['map_voc_area'], 'loss first', [round(x, 3) for x in l[:3]], 'last', [round(x, 3) for x in l[-3:]])
 print('per_class_ap_voc07', {k: v if v is None else round(v, 3) for k, v in m['per_class_ap_voc07'].items()})
-rows = list(csv.DictReader(open(glob.glob('$results/runs/*/*/*/*/train_log.csv')[0])))
+rows = list(csv.DictReader(open(glob.glob('$results/runs/*/*/*/*/logs/csv/*/metrics.csv')[0])))
 print('val_map by epoch', [round(float(x['val_map']), 3) for x in rows if x.get('val_map')])"
 }
 run_case resnet50 ${STEPS:-300} 32-true
