@@ -144,3 +144,9 @@ def test_installed_wheel_lists_tasks_and_backbones_outside_the_checkout(
         cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     assert Path(located) == target / "benchmark" / paths.PACKAGED_REGISTRY / "tasks"
+    recorded = subprocess.run(
+        [sys.executable, "-c", "from benchmark.runner import code_version; print(code_version())"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    expected = f"blurbench {PYPROJECT['project']['version']}"  # no git: the version
+    assert recorded == expected == where.stdout.strip()
