@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(sub.add_parser("run", help="fine-tune one backbone on one task"))
 
     lst = sub.add_parser("list", help="list registered tasks or backbones")
-    lst.add_argument("what", choices=["tasks", "backbones"])
-    lst.add_argument("patterns", nargs="*", metavar="PATTERN",
+    lst.add_argument("what", choices=["tasks", "backbones"], metavar="{tasks,backbones}",
+                     help="which registry")
+    lst.add_argument("patterns", nargs="*", default=[], metavar="PATTERN",
                      help="shell patterns on the names, e.g. 'blurred_r*' (default: all)")
     lst.add_argument("--json", action="store_true", help="one JSON list instead of a table")
     lst.add_argument("-v", "--verbose", action="store_true",

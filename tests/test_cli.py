@@ -51,7 +51,8 @@ def test_every_help_has_an_example_and_shows_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("argv", "names"),
-    [((), "COMMAND"), (("data",), "{fixture}"), (("checkpoints",), "{inspect,fetch}")],
+    [((), "COMMAND"), (("data",), "{fixture}"), (("checkpoints",), "{inspect,fetch}"),
+     (("list",), "{tasks,backbones}")],
 )
 def test_a_missing_subcommand_is_named_not_its_internal_dest(argv, names) -> None:
     done = bench_subprocess(*argv)
