@@ -120,7 +120,7 @@ class Located:
 def registry_file() -> Path:
     """``$BENCH_BACKBONES_FILE`` (read per call, for a private registry) or the project's."""
     override = os.environ.get("BENCH_BACKBONES_FILE")
-    return Path(override) if override else paths.CHECKPOINTS_DIR / "backbones.yaml"
+    return Path(override) if override else paths.BACKBONES_FILE
 
 
 def list_backbones() -> list[BackboneEntry]:
@@ -136,6 +136,8 @@ def list_backbones() -> list[BackboneEntry]:
             where = f" field '{loc}'" if loc else ""
             message = str(first["msg"]).removeprefix("Value error, ")
             raise BenchError(f"{path}: backbone {name!r}{where}: {message}") from None
+    if not entries:  # an install that lost its registry must not look like an empty benchmark
+        raise BenchError(f"{path}: the backbone registry lists no backbones.")
     return entries
 
 

@@ -39,22 +39,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench",
         description="Fine-tune ImageNet backbones (original vs face-blurred) on downstream tasks.",
+        epilog="example:\n  bench list tasks\n  bench demo\n  bench run --help",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the package version (and git commit in a checkout) and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands")
 
     _add_run_arguments(sub.add_parser("run", help="fine-tune one backbone on one task"))
 
     lst = sub.add_parser("list", help="list registered tasks or backbones")
-    lst.add_argument("what", choices=["tasks", "backbones"])
+    lst.add_argument("what", choices=["tasks", "backbones"], metavar="{tasks,backbones}",
+                     help="which registry")
+    lst.add_argument("patterns", nargs="*", default=[], metavar="PATTERN",
+                     help="shell patterns on the names, e.g. 'blurred_r*' (default: all)")
+    lst.add_argument("--json", action="store_true", help="one JSON list instead of a table")
+    lst.add_argument("-v", "--verbose", action="store_true",
+                     help="backbones: each registry note; tasks: each task's YAML file")
 
     data = sub.add_parser("data", help="dataset utilities")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="{fixture}",
+                                   title="data commands")
     fixture = data_sub.add_parser("fixture", help="write a tiny dataset in the real on-disk format")
     fixture.add_argument("--task", required=True)
     fixture.add_argument("--root", type=Path, required=True)
 
     ckpt = sub.add_parser("checkpoints", help="inspect or pre-fetch backbone checkpoints")
-    ckpt_sub = ckpt.add_subparsers(dest="checkpoints_command", required=True)
+    ckpt_sub = ckpt.add_subparsers(dest="checkpoints_command", required=True,
+                                   metavar="{inspect,fetch}", title="checkpoints commands")
     inspect = ckpt_sub.add_parser(
         "inspect", help="layout, arch, parameters, sha256 and key report of a checkpoint"
     )
@@ -110,9 +122,62 @@ def build_parser() -> argparse.ArgumentParser:
                        "(per-run scores kept so a rebuild skips unchanged predictions)")
 
     demo = sub.add_parser("demo", help="offline demo: fixture data + untrained demo checkpoint")
-    demo.add_argument("--workdir", type=Path, default=Path("demo"))
-    demo.add_argument("--results", type=Path, default=None)
+    demo.add_argument("--workdir", type=Path, default=Path("demo"),
+                      help="folder for the fixture data and the checkpoint, under the current one")
+    demo.add_argument("--results", type=Path, default=None,
+                      help="where the run record goes (default: <workdir>/results)")
+    _finish_help(parser)
     return parser
+
+
+EXAMPLES: dict[str, str] = {
+    "run": "bench run --task cifar10 --backbone blurred_r50 --download\n"
+           "bench run --task cifar10 --backbone path/to/resnet50.pth --subset tiny --max-steps 5",
+    "list": "bench list tasks\nbench list backbones 'blurred_r*' -v\nbench list backbones --json",
+    "data": "bench data fixture --task cifar10 --root data/",
+    "checkpoints": "bench checkpoints inspect blurred_r50\n"
+                   "bench checkpoints fetch blurred_r50 'original_*'",
+    "sweep": "bench sweep --backbones original_r50,blurred_r50 --tasks all --seeds 0-2 --dry-run",
+    "leaderboard": "bench leaderboard --results results --out results/leaderboard",
+    "demo": "bench demo --workdir /tmp/blurbench-demo",
+}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks; defaults are added by ``_finish_help``."""
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, computed only when asked: the git lookup costs a subprocess."""
+
+    def __init__(self, option_strings: list[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from benchmark.version import describe
+
+        print(describe())  # stdout, like argparse's own version action
+        parser.exit()
+
+
+def _finish_help(parser: argparse.ArgumentParser) -> None:
+    """Every --help shows each option's default and ends with an example.
+
+    argparse's ArgumentDefaultsHelpFormatter skips options without help text and prints
+    ``default: None``/``False`` for unset ones; this adds a default only where one exists.
+    """
+    parser.formatter_class = _HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                if name in EXAMPLES and not child.epilog:
+                    child.epilog = "example:\n  " + EXAMPLES[name].replace("\n", "\n  ")
+                _finish_help(child)
+            continue
+        unset = action.default in (None, [], argparse.SUPPRESS) or action.default is False
+        if not action.option_strings or unset or "default" in (action.help or ""):
+            continue
+        action.help = f"{action.help or ''} (default: %(default)s)".lstrip()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -140,25 +205,76 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    if args.what == "tasks":
-        from benchmark.tasks import list_tasks
-
-        tasks, broken = list_tasks()
-        for task in tasks:
-            print(f"{task.name:<12} {task.kind:<15} {task.metrics.primary:<22} {task.description}")
-        for name, why in broken.items():
-            print(f"(not listed: {name}: {why})", file=sys.stderr)
-    else:
-        from benchmark.backbones import cache_status, list_backbones
-
-        print(f"{'NAME':<28} {'ARCH':<19} {'DATA':<9} {'SOURCE':<12} {'CACHED':<7} SHA256")
-        for entry in list_backbones():
-            pinned = "pinned" if entry.sha256 else "-"
-            print(
-                f"{entry.name:<28} {entry.arch:<19} {entry.data:<9} {entry.source:<12} "
-                f"{cache_status(entry):<7} {pinned}"
-            )
+    """Plain aligned text (one header row) or JSON: pipes, grep and `column` read it, and it
+    needs no table library (importing rich would cost more than listing four tasks)."""
+    rows = _task_rows(args.patterns) if args.what == "tasks" else _backbone_rows(args.patterns)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    columns = {
+        "tasks": ["name", "kind", "classes", "primary_metric", "description"],
+        "backbones": ["name", "arch", "data", "source", "cached", "sha256"],
+    }[args.what]
+    detail = {"tasks": "file", "backbones": "note"}[args.what]
+    cells = [[_cell(c, row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row, line in zip(rows, cells, strict=True):
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+        if args.verbose and row.get(detail):
+            print(f"    {row[detail]}")
     return 0
+
+
+def _cell(column: str, value: object) -> str:
+    if column == "sha256":  # the table says whether it is pinned; --json has the hash
+        return "pinned" if value else "-"
+    return "-" if value is None else str(value)
+
+
+def _select(names: list[str], patterns: list[str], what: str) -> set[str]:
+    """Names matching any pattern (all without patterns); a pattern matching nothing is the
+    user's mistake, never an empty table."""
+    import fnmatch
+
+    from benchmark.errors import closest_names
+
+    chosen: set[str] = set(names) if not patterns else set()
+    for pattern in patterns:
+        matched = {n for n in names if fnmatch.fnmatchcase(n, pattern)}
+        if not matched:
+            raise BenchError(f"no {what} matches {pattern!r}; `bench list {what}s` shows the "
+                             f"names." + closest_names(pattern, names))  # fmt: skip
+        chosen |= matched
+    return chosen
+
+
+def _task_rows(patterns: list[str]) -> list[dict[str, object]]:
+    from benchmark.tasks import list_tasks, task_files
+
+    tasks, broken = list_tasks()
+    chosen = _select([t.name for t in tasks] + list(broken), patterns, "task")
+    for name, why in broken.items():
+        if name in chosen:
+            print(f"(not listed: {name}: {why})", file=sys.stderr)
+    files = task_files()
+    return [
+        {"name": t.name, "kind": t.kind, "classes": t.num_classes,
+         "primary_metric": t.metrics.primary, "description": t.description,
+         "file": str(files[t.name])}
+        for t in tasks if t.name in chosen
+    ]  # fmt: skip
+
+
+def _backbone_rows(patterns: list[str]) -> list[dict[str, object]]:
+    from benchmark.backbones import cache_status, list_backbones
+
+    entries = list_backbones()
+    chosen = _select([e.name for e in entries], patterns, "backbone")
+    return [
+        {**entry.model_dump(), "cached": cache_status(entry)}
+        for entry in entries if entry.name in chosen
+    ]  # fmt: skip
 
 
 def cmd_checkpoints(args: argparse.Namespace) -> int:
@@ -205,9 +321,25 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from benchmark.demo import run_demo
 
-    record = run_demo(args.workdir, args.results)
-    print(json.dumps(record, indent=1))
+    outcome = run_demo(args.workdir, args.results)
+    for line in demo_summary(outcome.record, outcome.run_dir / "record.json"):
+        print(line)
     return 0
+
+
+def demo_summary(record: dict[str, object], record_path: Path) -> list[str]:
+    """The lines that matter after a run (the whole record is in the file): its primary metric,
+    what training did, and where the record is."""
+    primary = str(record["primary_metric"])
+    value = record["metrics"][primary]  # type: ignore[index]
+    training: dict = record.get("training") or {}  # type: ignore[assignment]
+    losses = training.get("losses") or []
+    loss = f", train loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else ""
+    return [
+        f"{record['task']} {primary} = {value:.4f} after {training.get('steps', 0)} "
+        f"training steps{loss}",
+        f"record: {record_path}",
+    ]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -4,19 +4,19 @@ real (tiny) fine-tuning run, and its record. Needs no network and no GPU."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from benchmark.backbones import build_architecture
 from benchmark.checkpoints import save_imagenet_example_checkpoint
 from benchmark.data.cifar import write_cifar10_fixture
-from benchmark.runner import RunRequest, execute
+from benchmark.runner import RunOutcome, RunRequest, execute
 
 DEMO_ARCH = "resnet18"
 
 
-def run_demo(workdir: Path, results: Path | None = None) -> dict[str, Any]:
+def run_demo(workdir: Path, results: Path | None = None) -> RunOutcome:
+    """The outcome (record and run folder) of the tiny demo run; writes under ``workdir``."""
     workdir = Path(workdir)
     data_root = workdir / "data"
     write_cifar10_fixture(data_root)
@@ -31,7 +31,7 @@ def run_demo(workdir: Path, results: Path | None = None) -> dict[str, Any]:
         f"checkpoint layout, and {data_root} holds a synthetic CIFAR-10 fixture. The numbers "
         f"below show the pipeline works; they say nothing about face blurring."
     )
-    outcome = execute(
+    return execute(
         RunRequest(
             task="cifar10",
             backbone=str(checkpoint),
@@ -44,4 +44,3 @@ def run_demo(workdir: Path, results: Path | None = None) -> dict[str, Any]:
             num_workers=0,
         )
     )
-    return outcome.record

@@ -4,13 +4,48 @@ from __future__ import annotations
 
 import os
 import re
+from importlib import resources
 from pathlib import Path
 
 from benchmark.errors import BenchError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TASKS_DIR = Path(os.environ.get("BENCH_TASKS_DIR", PROJECT_ROOT / "tasks"))
-CHECKPOINTS_DIR = Path(os.environ.get("BENCH_CHECKPOINTS_DIR", PROJECT_ROOT / "checkpoints"))
+# Where a wheel carries copies of the top-level registries (see setup.py's build_py).
+PACKAGED_REGISTRY = "_registry"
+
+
+def in_source_checkout() -> bool:
+    """True when the package runs from the repository (an editable install or the checkout
+    itself): there the top-level ``tasks/`` and ``checkpoints/`` are the ones people edit."""
+    return (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "tasks").is_dir()
+
+
+def registry_dir(name: str) -> Path:
+    """The top-level registry folder ``name`` of the checkout, else the copy inside the
+    installed package (found through importlib.resources, so a wheel needs no checkout)."""
+    if in_source_checkout():
+        return PROJECT_ROOT / name
+    return Path(str(resources.files(__package__ or "benchmark") / PACKAGED_REGISTRY / name))
+
+
+def _default_checkpoints_dir() -> Path:
+    """Downloaded weights go beside the registry in a checkout (``checkpoints/cache``, ignored by
+    git); an installed package must not write into site-packages, so it uses the user's cache."""
+    if in_source_checkout():
+        return PROJECT_ROOT / "checkpoints"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "blurbench" / "checkpoints"
+
+
+TASKS_DIR = Path(os.environ.get("BENCH_TASKS_DIR") or registry_dir("tasks"))
+CHECKPOINTS_DIR = Path(os.environ.get("BENCH_CHECKPOINTS_DIR") or _default_checkpoints_dir())
+# BENCH_CHECKPOINTS_DIR moves the registry too, as it always did; BENCH_BACKBONES_FILE (read per
+# call in benchmark.backbones) overrides both.
+BACKBONES_FILE = (
+    CHECKPOINTS_DIR / "backbones.yaml"
+    if os.environ.get("BENCH_CHECKPOINTS_DIR")
+    else registry_dir("checkpoints") / "backbones.yaml"
+)
 
 _SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 

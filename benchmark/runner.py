@@ -153,6 +153,8 @@ class KeepOnException(OnExceptionCheckpoint):
 
 def code_version() -> str:
     """The git commit of the source tree (``+dirty`` when it has changes), else the version."""
+    if not paths.in_source_checkout():  # a wheel: git here would describe some other repository
+        return f"blurbench {benchmark.__version__}"
     try:
         sha = subprocess.run(
             ["git", "-C", str(paths.PROJECT_ROOT), "rev-parse", "HEAD"],

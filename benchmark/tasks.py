@@ -205,7 +205,16 @@ def task_from_dict(raw: Any, source: str) -> Task:
 
 
 def task_files() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(paths.TASKS_DIR.glob("*.yaml"))}
+    """Every ``*.yaml`` in the task registry; none at all is an error, never an empty listing
+    (an install without its registry used to print nothing and exit 0)."""
+    files = {p.stem: p for p in sorted(paths.TASKS_DIR.glob("*.yaml"))}
+    if not files:
+        where = "does not exist" if not paths.TASKS_DIR.is_dir() else "holds no *.yaml task file"
+        raise BenchError(
+            f"the task registry {paths.TASKS_DIR} {where}: reinstall blurbench, or point "
+            f"BENCH_TASKS_DIR at a folder of task YAML files."
+        )
+    return files
 
 
 def load_task_file(path: Path) -> Task:
