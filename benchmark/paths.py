@@ -28,24 +28,12 @@ def registry_dir(name: str) -> Path:
     return Path(str(resources.files(__package__ or "benchmark") / PACKAGED_REGISTRY / name))
 
 
-def _default_checkpoints_dir() -> Path:
-    """Downloaded weights go beside the registry in a checkout (``checkpoints/cache``, ignored by
-    git); an installed package must not write into site-packages, so it uses the user's cache."""
-    if in_source_checkout():
-        return PROJECT_ROOT / "checkpoints"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "blurbench" / "checkpoints"
-
-
 TASKS_DIR = Path(os.environ.get("BENCH_TASKS_DIR") or registry_dir("tasks"))
-CHECKPOINTS_DIR = Path(os.environ.get("BENCH_CHECKPOINTS_DIR") or _default_checkpoints_dir())
-# BENCH_CHECKPOINTS_DIR moves the registry too, as it always did; BENCH_BACKBONES_FILE (read per
-# call in benchmark.backbones) overrides both.
-BACKBONES_FILE = (
-    CHECKPOINTS_DIR / "backbones.yaml"
-    if os.environ.get("BENCH_CHECKPOINTS_DIR")
-    else registry_dir("checkpoints") / "backbones.yaml"
-)
+# The backbone registry's folder (weights are cached in torch.hub's and the Hugging Face hub's
+# caches, benchmark.checkpoint_cache); BENCH_BACKBONES_FILE, read per call in
+# benchmark.backbones, overrides the file.
+CHECKPOINTS_DIR = Path(os.environ.get("BENCH_CHECKPOINTS_DIR") or registry_dir("checkpoints"))
+BACKBONES_FILE = CHECKPOINTS_DIR / "backbones.yaml"
 
 _SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
 
