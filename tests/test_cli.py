@@ -45,7 +45,7 @@ def test_every_help_has_an_example_and_shows_defaults() -> None:
             continue  # leaves of `bench data` / `bench checkpoints`, whose help has the example
         assert "example:\n  bench " in text, name
     run_help = dict(_subparsers(build_parser()))["run"].format_help()
-    assert re.search(r"--seed SEED\s+\(default: 0\)", run_help)
+    assert re.search(r"--seed SEED\s+[^-]*\(default: 0\)", run_help)
     assert "(default: results)" in run_help and "(default: None)" not in run_help
 
 
