@@ -12,7 +12,8 @@ them; nothing is trained or downloaded. The steps:
    backbone of the same architecture, from the registry's pretraining-data field kept in the
    record; ``--pair A:B`` adds pairs (file checkpoints say nothing about their data).
 5. Per pair and metric: a paired bootstrap over test examples, pooled over seeds, from the
-   per-example scores the task kind derives from the saved predictions (``KindSpec.scores``),
+   per-example scores the task kind derives from the saved predictions
+   (:mod:`benchmark.analysis.kinds`),
    plus a Welch interval over seeds; per class / attribute / group: the same per column with
    Holm-adjusted p-values.
 
@@ -36,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.analysis.kinds import kind_analysis
 from benchmark.errors import BenchError, closest_names
 from benchmark.records import RECORD_FILE, RunStore
 from benchmark.score_cache import ScoreArrayCache
@@ -540,11 +542,9 @@ class _ScoreCache:
             self.get(run)
 
     def _load(self, run: Run) -> RunScores | None:
-        from benchmark.kinds import get_kind
-
         try:
-            spec = get_kind(run.kind)
-        except (KeyError, ImportError):
+            spec = kind_analysis(run.kind)
+        except KeyError:
             self.problems.append(Problem("not compared", run.run_dir, f"unknown task kind "
                                          f"{run.kind!r}: no per-example scores", run.task))
             return None
