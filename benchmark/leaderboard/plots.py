@@ -117,6 +117,7 @@ def render_plots(items: list[PlotData]) -> list[bytes]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+    # spawn, not fork: a caller (a notebook, a training process) may hold threads (BLAS, torch)
+    context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         return list(pool.map(render_plot, items, chunksize=4))
