@@ -63,15 +63,10 @@ def compute_metrics(
 
 
 def _load_kind_metrics() -> None:
-    """Metrics of other kinds live beside their models; import them so they register."""
-    import importlib
-
-    for module in ("benchmark.models.multilabel", "benchmark.models.detection"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:
-                raise
+    """Metrics of the other kinds live with their analysis code (numpy only, no torch); import
+    them so they register. Imported here, not at the top: those modules import this one."""
+    import benchmark.analysis.detection  # noqa: F401
+    import benchmark.analysis.multilabel  # noqa: F401
 
 
 def json_number(value: float) -> float | None:

@@ -2,7 +2,7 @@
 
 A leaderboard of 10,000 runs spends most of a rebuild opening 10,000 ``predictions.npz`` files
 (zip archives: the per-file overhead, not the data, dominates). The arrays a task kind derives
-from them (``KindSpec.score_arrays``: e.g. example ids, targets and per-example correctness) are
+from them (``KindAnalysis.score_arrays``: e.g. example ids, targets and per-example correctness) are
 small, so one consolidated file per results folder, ``<results>/.cache/leaderboard-scores.npz``,
 holds them for every run; a rebuild with unchanged runs reads that one file instead.
 

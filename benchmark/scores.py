@@ -1,6 +1,6 @@
 """Per-example scores: what a run's saved predictions give the leaderboard's paired tests.
 
-A task kind turns one run directory into a :class:`RunScores` (``KindSpec.scores``); the
+A task kind turns one run directory into a :class:`RunScores` (``KindAnalysis.scores``); the
 leaderboard then compares two backbones example by example without knowing the kind. A metric
 is offered in one of two forms:
 

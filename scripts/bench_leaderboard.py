@@ -109,7 +109,6 @@ def main() -> None:
         print(f"wrote {n} synthetic records to {results} in {time.perf_counter() - t0:.1f} s")
 
     t0 = time.perf_counter()
-    import benchmark.kinds  # noqa: F401  (torch and Lightning: imported once by any bench)
     from benchmark import leaderboard
 
     if args.plots:

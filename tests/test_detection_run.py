@@ -11,12 +11,14 @@ import pytest
 from helpers import bench, bench_subprocess, read_json, run_dirs
 from reference_metrics import detection_reference
 
+from benchmark.analysis.detection import load_detections
+from benchmark.analysis.kinds import kind_analysis
 from benchmark.data.fixtures import MANIFEST_NAME
 from benchmark.detection.voc_annotations import VOC_CLASSES, parse_voc_annotation
 from benchmark.detection.voc_eval import ImageDetections, ImageGroundTruth, evaluate_voc
 from benchmark.kinds import evaluate_predictions, save_predictions
 from benchmark.metrics import compute_metrics
-from benchmark.models.detection import detection_prediction_arrays, load_detections
+from benchmark.models.detection import detection_prediction_arrays
 
 RUN = ("run", "--task", "voc", "--subset", "tiny", "--max-steps", "2", "--accelerator", "cpu",
        "--num-workers", "0")  # fmt: skip
@@ -187,10 +189,8 @@ def test_malformed_annotation_exits_2_without_traceback(
 def test_leaderboard_scores_resample_images(voc_run: Path) -> None:
     """The kind's per-image scores give back the record's numbers on the identity resample, and
     a resample of the images is evaluated as that multiset of images."""
-    from benchmark.kinds import get_kind
-
     record = read_json(voc_run / "record.json")
-    scores = get_kind("detection").scores(voc_run, record)
+    scores = kind_analysis("detection").scores(voc_run, record)
     n = scores.n
     assert n == 8 and list(scores.example_ids) == [g.image_id for g in load_detections(voc_run)[1]]
     idx = np.stack([np.arange(n), np.zeros(n, dtype=np.int64)])  # identity; image 0 n times

@@ -342,6 +342,6 @@ def test_classes_with_few_test_examples_get_no_test(tmp_path: Path) -> None:
     (view,) = comp.columns
     assert view.untested == 10 and view.detected(0.05) == 0
     assert all(math.isnan(r.p_value) and math.isfinite(r.delta) for r in view.results)
-    from benchmark.leaderboard_html import _view_caption
+    from benchmark.leaderboard.render import _view_caption
 
     assert "10 with fewer than 10 test examples not tested" in _view_caption(view, 0.05)

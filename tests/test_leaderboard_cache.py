@@ -13,7 +13,7 @@ import pytest
 from helpers import bench
 from synthetic_records import logits_with_correct, write_classification_run
 
-import benchmark.kinds
+import benchmark.analysis.classification
 from benchmark.score_cache import CACHE_DIR, CACHE_FILE
 
 CLASSES = [f"c{i}" for i in range(5)]
@@ -42,13 +42,13 @@ def results(tmp_path: Path) -> Path:
 def loads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Every predictions file the classification kind opens."""
     opened: list[Path] = []
-    real = benchmark.kinds.load_logit_predictions
+    real = benchmark.analysis.classification.load_logit_predictions
 
     def counting(run_dir: Path) -> dict[str, np.ndarray]:
         opened.append(Path(run_dir))
         return real(run_dir)
 
-    monkeypatch.setattr(benchmark.kinds, "load_logit_predictions", counting)
+    monkeypatch.setattr(benchmark.analysis.classification, "load_logit_predictions", counting)
     return opened
 
 

@@ -16,7 +16,7 @@ from synthetic_records import logits_with_correct, write_classification_run
 
 from benchmark import leaderboard
 from benchmark.cli import main
-from benchmark.leaderboard_html import plot_data
+from benchmark.leaderboard.plots import plot_data
 from benchmark.stats import MIN_TEST_EXAMPLES, DeltaResult, bootstrap_indices, verdict
 
 CLASSES = [f"class{i}" for i in range(10)]

@@ -1,0 +1,80 @@
+"""Single-label classification, analysis side: the saved logits read back, and the per-example
+scores the leaderboard's paired bootstrap resamples. numpy only, so reading records never imports
+torch or Lightning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.records import PREDICTIONS_FILE
+from benchmark.scores import (
+    ExampleScores,
+    RunScores,
+    mean_per_class_accuracy_metric,
+    per_class_accuracy_scores,
+)
+
+
+def logit_metric_inputs(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return arrays["logits"], arrays["target"]
+
+
+def load_logit_predictions(run_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(Path(run_dir) / PREDICTIONS_FILE, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def record_class_names(record: dict[str, Any], count: int) -> list[str]:
+    """The run's class (or attribute) names: the record's ``class_names``, else the keys of its
+    first per-class metric, else ``class 0..`` when an old record has neither."""
+    names = record.get("class_names")
+    if isinstance(names, list) and len(names) == count:
+        return [str(n) for n in names]
+    for value in (record.get("metrics") or {}).values():
+        if isinstance(value, dict) and len(value) == count:
+            return [str(n) for n in value]
+    return [f"class {i}" for i in range(count)]
+
+
+def classification_score_arrays(run_dir: Path, record: dict[str, Any]) -> dict[str, np.ndarray]:
+    """What the leaderboard needs from the saved logits (argmax, as the top1 metric takes it):
+    example ids, targets, per-example correctness and the class count; small enough to cache."""
+    saved = load_logit_predictions(run_dir)
+    logits, target = saved["logits"], saved["target"].astype(np.int64)
+    return {
+        "example_id": saved["example_id"],
+        "target": target,
+        "correct": logits.argmax(axis=1) == target,
+        "num_classes": np.asarray(logits.shape[1], np.int64),
+    }
+
+
+def classification_scores_from_arrays(
+    arrays: dict[str, np.ndarray], record: dict[str, Any]
+) -> RunScores:
+    """top1 (0/1 per example), per-class accuracy (its class's column) and mean per-class
+    accuracy (recomputed per resample), from :func:`classification_score_arrays`."""
+    target = arrays["target"]
+    num_classes = int(arrays["num_classes"])
+    correct = arrays["correct"].astype(np.float64)
+    names = tuple(record_class_names(record, num_classes))
+    return RunScores(
+        example_ids=arrays["example_id"],
+        metrics={
+            "top1": ExampleScores(correct),
+            "per_class_accuracy": ExampleScores(
+                per_class_accuracy_scores(correct, target, num_classes), names
+            ),
+            "mean_per_class_accuracy": mean_per_class_accuracy_metric(
+                correct, target, num_classes
+            ),
+        },
+    )
+
+
+def classification_scores(run_dir: Path, record: dict[str, Any]) -> RunScores:
+    """The leaderboard's per-example scores of a classification run, from its saved logits."""
+    return classification_scores_from_arrays(classification_score_arrays(run_dir, record), record)

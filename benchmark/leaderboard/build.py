@@ -1,0 +1,113 @@
+"""``build`` (records -> a :class:`Leaderboard`, plots included) and ``write`` (its files).
+
+The only module that knows the order of the steps: collect, pair, compare, plot, render.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmark.atomic import atomic_write_bytes, atomic_write_text
+from benchmark.errors import BenchError
+from benchmark.leaderboard.collect import collect, group_settings
+from benchmark.leaderboard.compare import RunScoreLoader, compare
+from benchmark.leaderboard.model import Leaderboard
+from benchmark.leaderboard.pairs import check_pair_names, find_pairs, parse_pairs
+from benchmark.leaderboard.plots import plot_data, render_plots
+from benchmark.leaderboard.render import render_csv, render_html, render_markdown
+from benchmark.score_cache import ScoreArrayCache
+from benchmark.stats import reuse_replicates
+
+
+def build(
+    results: Path,
+    pairs: Sequence[str] = (),
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    rng_seed: int = 0,
+    plots: bool = True,
+    cache: bool = True,
+) -> Leaderboard:
+    """Read the records under ``results`` and compute every table, comparison and plot.
+    ``cache``: read and update ``<results>/.cache`` (:mod:`benchmark.score_cache`), so a
+    rebuild does not open the predictions of unchanged runs again."""
+    if not 0.5 <= confidence < 1.0:
+        raise BenchError(f"--confidence {confidence}: use a level in [0.5, 1), e.g. 0.95.")
+    if n_boot < 100:
+        raise BenchError(f"--n-boot {n_boot}: use at least 100 bootstrap replicates.")
+    explicit = parse_pairs(pairs)
+    results = Path(results)
+    if not (results / "runs").is_dir():
+        raise BenchError(f"{results} holds no runs/ folder: pass the --results folder that "
+                         f"`bench run` or `bench sweep` wrote to.")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    runs, problems, n_records = collect(results)
+    timings["read records"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    settings = group_settings(runs, problems, confidence)
+    check_pair_names(explicit, settings)
+    found = find_pairs(settings, explicit, problems)
+    timings["group and seed intervals"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    disk = ScoreArrayCache(results) if cache else None
+    scores = RunScoreLoader(problems, disk)
+    scores.prefetch([run for _, a, b, _ in found for run in (*a.runs, *b.runs)])
+    timings["read predictions"] = time.perf_counter() - t0
+    if disk is not None:
+        t0 = time.perf_counter()
+        if disk.save():
+            timings["write score cache"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with reuse_replicates():  # every comparison of a task resamples the same test set
+        comparisons = [
+            compare(setting, a, b, is_explicit, scores, n_boot, confidence, rng_seed)
+            for setting, a, b, is_explicit in found
+        ]
+    timings["paired bootstraps"] = time.perf_counter() - t0
+    problems.sort(key=lambda p: (p.task, p.what, str(p.path)))
+
+    t0 = time.perf_counter()
+    if plots:
+        views = [(comp, view) for comp in comparisons for view in comp.columns]
+        pngs = render_plots([plot_data(comp, view, confidence) for comp, view in views])
+        for (comp, view), png in zip(views, pngs, strict=True):
+            view.plot_file = f"plots/{_file_slug(comp.anchor)}-{_file_slug(view.metric)}.png"
+            view.plot_png = png
+    timings["plots"] = time.perf_counter() - t0
+    generated = datetime.now(UTC).isoformat(timespec="seconds")
+    return Leaderboard(results, generated, settings, comparisons, problems, n_records, confidence,
+                       n_boot, timings)
+
+
+def _file_slug(text: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+    return cleaned.strip("-.")[:120] or "plot"
+
+
+def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``index.html`` and ``plots/`` into
+    ``out`` (each file atomically); links to records are relative to ``out``."""
+    out = Path(out)
+    if out.resolve() == (board.results / "runs").resolve() or (
+        out.resolve().is_relative_to((board.results / "runs").resolve())
+    ):
+        raise BenchError(f"--out {out} is inside the runs folder: pick another folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for comp in board.comparisons:
+        for view in comp.columns:
+            if view.plot_png:
+                atomic_write_bytes(out / view.plot_file, view.plot_png)
+    written = {
+        "markdown": atomic_write_text(out / "leaderboard.md", render_markdown(board, out, top)),
+        "csv": atomic_write_text(out / "leaderboard.csv", render_csv(board, out)),
+        "html": atomic_write_text(out / "index.html", render_html(board, out, top)),
+    }
+    board.timings["write files"] = time.perf_counter() - t0
+    return written

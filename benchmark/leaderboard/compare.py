@@ -1,0 +1,308 @@
+"""Pairs -> statistics (step 5): paired bootstraps over test examples, Welch over seeds.
+
+Per pair and metric: a paired bootstrap over test examples, pooled over seeds, from the
+per-example scores the task kind derives from the saved predictions
+(:mod:`benchmark.analysis.kinds`), plus a Welch interval over seeds; per class / attribute /
+group: the same per column with Holm-adjusted p-values. What a prediction file means stays with
+the kind; this module only sees :class:`benchmark.scores.RunScores`.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.analysis.kinds import kind_analysis
+from benchmark.errors import BenchError
+from benchmark.leaderboard.model import (
+    COMPARED_DATA,
+    ColumnDeltas,
+    Comparison,
+    MetricDelta,
+    Problem,
+    Row,
+    Run,
+    Setting,
+)
+from benchmark.score_cache import ScoreArrayCache
+from benchmark.scores import ExampleScores, ResampledMetric, RunScores, Scored
+from benchmark.stats import (
+    MIN_TEST_EXAMPLES,
+    DeltaResult,
+    SeedSummary,
+    holm_adjust,
+    paired_bootstrap_batched,
+    paired_bootstrap_batched_columns,
+    paired_bootstrap_mean,
+    paired_bootstrap_mean_columns,
+    seed_delta_interval,
+    verdict,
+)
+
+
+@dataclass
+class _Side:
+    """One backbone's runs that have usable per-example scores, aligned to the comparison's
+    example order (``perms[i]`` maps comparison positions to run ``i``'s rows)."""
+
+    runs: list[Run]
+    scores: list[RunScores]
+    perms: list[np.ndarray | None]
+
+
+class RunScoreLoader:
+    """Per-run scores, loaded once per leaderboard (a backbone can be in several pairs)."""
+
+    def __init__(self, problems: list[Problem], disk: ScoreArrayCache | None = None) -> None:
+        self.problems = problems
+        self.disk = disk  # the on-disk cache of score arrays (None: --no-cache)
+        self._scores: dict[Path, RunScores | None] = {}
+
+    def get(self, run: Run) -> RunScores | None:
+        if run.run_dir not in self._scores:
+            self._scores[run.run_dir] = self._load(run)
+        return self._scores[run.run_dir]
+
+    def prefetch(self, runs: Sequence[Run]) -> None:
+        """Load every run's predictions up front (timed apart from the bootstraps). In this
+        process on purpose: np.load holds the GIL for most of its work, and threads measured
+        three times slower than this loop."""
+        for run in runs:
+            self.get(run)
+
+    def _load(self, run: Run) -> RunScores | None:
+        try:
+            spec = kind_analysis(run.kind)
+        except KeyError:
+            self.problems.append(Problem("not compared", run.run_dir, f"unknown task kind "
+                                         f"{run.kind!r}: no per-example scores", run.task))
+            return None
+        if spec.scores is None:
+            return None
+        try:
+            if self.disk is not None and spec.score_arrays and spec.scores_from_arrays:
+                arrays, key = self.disk.get(run.run_dir, run.kind)
+                if arrays is None:
+                    arrays = spec.score_arrays(run.run_dir, run.record)
+                    self.disk.put(run.run_dir, run.kind, key, arrays)
+                scores = spec.scores_from_arrays(arrays, run.record)
+            else:
+                scores = spec.scores(run.run_dir, run.record)
+        except (OSError, ValueError, KeyError, IndexError, BenchError, zipfile.BadZipFile) as err:
+            self.problems.append(Problem(
+                "unreadable predictions", run.run_dir,
+                f"{type(err).__name__}: {err}; left out of the paired tests", run.task))
+            return None
+        return self._checked(run, scores, [run.record["primary_metric"]])
+
+    def _checked(self, run: Run, scores: RunScores, metrics: Sequence[str]) -> RunScores | None:
+        """Predictions must reproduce the record's own (primary) number, or they are not its
+        predictions (a record edited by hand, predictions copied from another run)."""
+        if scores.n == 0 or len(set(scores.example_ids.tolist())) != scores.n:
+            self.problems.append(Problem("unreadable predictions", run.run_dir, "no examples or "
+                                         "repeated example ids; left out of the paired tests",
+                                         run.task))
+            return None
+        full = np.arange(scores.n)[None, :]
+        for name in metrics:
+            scored = scores.metrics.get(name)
+            recorded = run.record["metrics"].get(name)
+            if scored is None or scored.columns or not isinstance(recorded, (int, float)):
+                continue
+            with np.errstate(invalid="ignore", divide="ignore"):
+                value = float(np.asarray(scored.compute(full), np.float64).reshape(-1)[0])
+            if not math.isclose(value, recorded, rel_tol=1e-5, abs_tol=1e-6):
+                self.problems.append(Problem(
+                    "predictions disagree with record", run.run_dir,
+                    f"{name}: the record says {recorded:.6g}, its predictions give {value:.6g}; "
+                    f"left out of the paired tests", run.task))
+                return None
+        return scores
+
+
+def _side(row: Row, setting: Setting, cache: RunScoreLoader) -> tuple[list[Run], list[RunScores]]:
+    runs, scores = [], []
+    for run in row.runs:
+        got = cache.get(run)
+        if got is not None:
+            runs.append(run)
+            scores.append(got)
+    return runs, scores
+
+
+def _alignment(ids: np.ndarray, reference: np.ndarray) -> np.ndarray | None | bool:
+    """None: same order; an index array: ``ids[perm] == reference``; False: other examples."""
+    if len(ids) != len(reference):
+        return False
+    if np.array_equal(ids, reference):
+        return None
+    order = np.argsort(ids, kind="stable")
+    pos = np.searchsorted(ids[order], reference)
+    pos[pos >= len(ids)] = 0
+    perm = order[pos]
+    return perm if np.array_equal(ids[perm], reference) else False
+
+
+def _aligned(values: np.ndarray, perm: np.ndarray | None) -> np.ndarray:
+    return values if perm is None else values[perm]
+
+
+def _resampler(scored: Scored, perm: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+    if perm is None:
+        return scored.compute
+    return lambda idx: scored.compute(perm[idx])
+
+
+def _merged(scored: list[Any], perms: list[np.ndarray | None]) -> list[Any] | None:
+    """One resampler for all seeds of a side when the metric allows it (see
+    :class:`benchmark.scores.ResampledMetric`): the cost then does not grow with seeds."""
+    if len(scored) < 2 or not all(isinstance(s, ResampledMetric) and s.rebuild is not None
+                                  and s.values is not None for s in scored):
+        return None
+    if len({s.merge_key for s in scored}) != 1:
+        return None
+    mean = np.mean([_aligned(s.values, p) for s, p in zip(scored, perms, strict=True)], axis=0)
+    # merge keys hash the run's own example order; after alignment all share the first's
+    return [_resampler(scored[0].rebuild(mean), None)] if all(p is None for p in perms) else None
+
+
+def _paired(
+    metric: str, a: _Side, b: _Side, n: int, n_boot: int, confidence: float, rng_seed: int
+) -> DeltaResult | list[DeltaResult] | None:
+    """The paired bootstrap of one metric, by the fastest route its scores allow."""
+    scored_a = [s.metrics.get(metric) for s in a.scores]
+    scored_b = [s.metrics.get(metric) for s in b.scores]
+    everything = [*scored_a, *scored_b]
+    if any(s is None for s in everything):
+        return None
+    columns = everything[0].columns  # type: ignore[union-attr]
+    if any(s.columns != columns for s in everything):  # type: ignore[union-attr]
+        return None
+    kw = {"n_boot": n_boot, "confidence": confidence, "rng_seed": rng_seed}
+    if all(isinstance(s, ExampleScores) for s in everything):
+        stack_a = np.stack([_aligned(s.values, p) for s, p in zip(scored_a, a.perms, strict=True)])
+        stack_b = np.stack([_aligned(s.values, p) for s, p in zip(scored_b, b.perms, strict=True)])
+        if columns:
+            return paired_bootstrap_mean_columns(stack_a, stack_b, **kw)
+        return paired_bootstrap_mean(stack_a, stack_b, **kw)
+    fa = _merged(scored_a, a.perms) or [_resampler(s, p) for s, p in zip(scored_a, a.perms,
+                                                                        strict=True)]
+    fb = _merged(scored_b, b.perms) or [_resampler(s, p) for s, p in zip(scored_b, b.perms,
+                                                                        strict=True)]
+
+    def mean_a(idx: np.ndarray) -> np.ndarray:
+        return np.mean([f(idx) for f in fa], axis=0)
+
+    def mean_b(idx: np.ndarray) -> np.ndarray:
+        return np.mean([f(idx) for f in fb], axis=0)
+
+    if columns:
+        return paired_bootstrap_batched_columns(mean_a, mean_b, n, **kw)
+    return paired_bootstrap_batched(mean_a, mean_b, n, **kw)
+
+
+def compare(
+    setting: Setting,
+    a: Row,
+    b: Row,
+    explicit: bool,
+    cache: RunScoreLoader,
+    n_boot: int,
+    confidence: float,
+    rng_seed: int,
+) -> Comparison:
+    subject = b.data if (b.data in COMPARED_DATA and not explicit) else b.label
+    comp = Comparison(setting, a, b, subject, explicit)
+    alpha = 1.0 - confidence
+    runs_a, scores_a = _side(a, setting, cache)
+    runs_b, scores_b = _side(b, setting, cache)
+    side_a = side_b = None
+    if scores_a and scores_b:
+        reference = scores_a[0].example_ids
+        sides = []
+        for runs, scores in ((runs_a, scores_a), (runs_b, scores_b)):
+            kept = _Side([], [], [])
+            for run, sc in zip(runs, scores, strict=True):
+                perm = _alignment(sc.example_ids, reference)
+                if perm is False:
+                    comp.notes.append(f"{run.run_dir.name} of {run.backbone} was tested on other "
+                                      f"examples than {runs_a[0].run_dir.name}: left out")
+                    continue
+                kept.runs.append(run)
+                kept.scores.append(sc)
+                kept.perms.append(perm)  # type: ignore[arg-type]
+            sides.append(kept)
+        if sides[0].runs and sides[1].runs:
+            side_a, side_b = sides
+            comp.n_examples = len(reference)
+            comp.seeds_paired = (len(side_a.runs), len(side_b.runs))
+    if side_a is None:
+        comp.notes.append("no paired test: predictions are missing or unreadable on one side, "
+                          "so only the seed-level interval is shown")
+
+    for metric in setting.scalar_metrics:
+        values_a, values_b = a.values(metric), b.values(metric)
+        if not values_a or not values_b:
+            continue
+        paired = None
+        if side_a is not None and side_b is not None and comp.n_examples:
+            got = _paired(metric, side_a, side_b, comp.n_examples, n_boot, confidence, rng_seed)
+            paired = got if isinstance(got, DeltaResult) else None
+        seeds = seed_delta_interval(values_a, values_b, confidence)
+        comp.metrics.append(MetricDelta(metric, float(np.mean(values_a)), float(np.mean(values_b)),
+                                        paired, seeds, _verdict(metric, paired, seeds, subject,
+                                                                alpha)))
+    if side_a is not None and side_b is not None and comp.n_examples:
+        for metric in setting.column_metrics:
+            got = _paired(metric, side_a, side_b, comp.n_examples, n_boot, confidence, rng_seed)
+            if isinstance(got, list) and got:
+                scored = side_a.scores[0].metrics[metric]
+                got, untested = _untested_small_columns(got, scored)
+                p = holm_adjust([r.p_value for r in got])
+                comp.columns.append(ColumnDeltas(metric, list(scored.columns), got, p,
+                                                 untested=untested))
+    return comp
+
+
+def _untested_small_columns(
+    results: list[DeltaResult], scored: Scored
+) -> tuple[list[DeltaResult], int]:
+    """Drop the interval and p-value of columns counted on fewer than MIN_TEST_EXAMPLES test
+    examples, the bound the whole test set has (known for per-example scores: a per-class
+    column counts its class's examples); they keep their delta and stay out of the Holm family.
+    """
+    if not isinstance(scored, ExampleScores) or scored.values.ndim != 2:
+        return results, 0
+    counts = np.sum(~np.isnan(scored.values), axis=0)
+    out, untested = [], 0
+    for result, count in zip(results, counts, strict=True):
+        if count < MIN_TEST_EXAMPLES and math.isfinite(result.p_value):
+            result = DeltaResult(result.delta, math.nan, math.nan, math.nan, 0,
+                                 result.n_examples, result.confidence)
+            untested += 1
+        out.append(result)
+    return out, untested
+
+
+def _verdict(
+    metric: str, paired: DeltaResult | None, seeds: SeedSummary | None, subject: str, alpha: float
+) -> str:
+    if paired is None:
+        if seeds is not None and math.isfinite(seeds.low):
+            called = seeds.low > 0 or seeds.high < 0
+            word = "differs" if called else "no detectable difference"
+            return f"{metric}: {word} across seeds (no paired test: predictions unavailable)"
+        return (f"{metric}: not enough data for a comparison (no paired test: predictions "
+                f"unavailable; fewer than two seeds on a side)")
+    text = verdict(paired, metric, alpha=alpha, subject=subject)
+    called = (math.isfinite(paired.delta) and math.isfinite(paired.p_value)
+              and "no detectable difference" not in text)
+    if called and seeds is not None and math.isfinite(seeds.low) and seeds.low <= 0 <= seeds.high:
+        text += "; within seed-to-seed variation"
+    return text
