@@ -73,7 +73,8 @@ class BackboneIdentity:
 
 @dataclass
 class PlannedRun:
-    """A run resolved up to its key, before any data is read or anything trained."""
+    """A run resolved up to its key (the data read to compute its identity), before anything is
+    trained or written."""
 
     task: Task
     subset: str
@@ -694,11 +695,16 @@ def _interrupted_message(plan: PlannedRun) -> str:
     )
 
 
+def _read_step(path: Path) -> int:
+    """The global step a Lightning checkpoint was saved at (tensors only: weights_only)."""
+    return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+
+
 def _checkpoint_step(path: Path) -> int | None:
     if not path.is_file():
         return None
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+        return _read_step(path)
     except Exception:  # unreadable: the rerun sets it aside and starts over
         return None
 
@@ -721,7 +727,7 @@ def _resumable_checkpoint(path: Path) -> tuple[Path | None, int | None]:
     if not path.is_file():
         return None, None
     try:
-        step = int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+        step = _read_step(path)
     except Exception as err:  # any unreadable checkpoint: start over, keep it for inspection
         aside = path.with_suffix(".unreadable")
         os.replace(path, aside)
