@@ -238,6 +238,10 @@ def _context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
         "method": method_text(board.confidence),
         "n_boot": board.n_boot,
         "confidence": level_text(board.confidence),
+        "overview_file": board.overview_file,
+        "overview_b64": base64.b64encode(board.overview_png).decode() if board.overview_png
+        else "",
+        "overview_note": board.overview_note,
     }
 
 
@@ -278,6 +282,13 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
             "backbones.",
             "",
         ]
+    lines += ["## Overview", ""]
+    if ctx["overview_file"]:
+        lines += [f"![Delta (compared − original) of the primary metric per task, with "
+                  f"{ctx['confidence']} paired bootstrap intervals]"
+                  f"({quote(ctx['overview_file'])})", ""]
+    else:
+        lines += [ctx["overview_note"], ""]
     lines += ["## Comparisons (primary metric)", ""]
     if ctx["summary"]:
         lines += _md_table(

@@ -1,0 +1,87 @@
+"""The page's reader-facing parts: the overview figure, the wide CSV, human names."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic_records import logits_with_correct, write_classification_run
+
+from benchmark import leaderboard
+from benchmark.leaderboard.plots import overview_data
+
+CLASSES = [f"class {i}" for i in range(10)]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _results(root: Path, tasks: tuple[str, ...] = ("cifar10", "sun397")) -> Path:
+    """Two architectures, each original and blurred, over two seeds, in each task; the blurred
+    backbones are planted to be worse by different amounts."""
+    rng = np.random.default_rng(3)
+    target = np.repeat(np.arange(10), 30)
+    for t, task in enumerate(tasks):
+        for arch, drop in (("resnet18", 0.05), ("resnet50", 0.15 + 0.05 * t)):
+            for seed in range(2):
+                for data, rate in (("original", 0.8), ("blurred", 0.8 - drop)):
+                    correct = rng.random(len(target)) < rate
+                    write_classification_run(root, f"{data}_{arch}", arch, data, seed,
+                                             logits_with_correct(target, correct, 10, rng), target,
+                                             CLASSES, task=task)  # fmt: skip
+    return root
+
+
+def test_overview_figure_comes_first_and_shows_the_table_deltas(tmp_path: Path) -> None:
+    results = _results(tmp_path / "results")
+    board = leaderboard.build(results, n_boot=200)
+    out = tmp_path / "site"
+    leaderboard.write(board, out)
+    assert (out / "plots" / "overview.png").read_bytes()[:8] == PNG
+    markdown = (out / "leaderboard.md").read_text()
+    html = (out / "index.html").read_text()
+    # referenced before the first table, in both faces
+    assert markdown.index("](plots/overview.png)") < markdown.index("\n| ")
+    first_image = html.index('src="data:image/png;base64,')
+    assert html.index('id="overview-plot"') < first_image < html.index("<table")
+    # one panel per task; each point is the comparison table's delta and interval, in points
+    panels = overview_data(board.comparisons)
+    assert [p.task for p in panels] == ["cifar10", "sun397"]
+    rows = list(csv.DictReader(io.StringIO((out / "leaderboard.csv").read_text())))
+    table = {(r["task"], r["arch"]): r for r in rows
+             if r["section"] == "comparison" and r["metric"] == "top1"}  # fmt: skip
+    assert len(table) == 4
+    for panel in panels:
+        assert panel.metric == "top1" and len(panel.labels) == 2
+        for label, delta, low, high in zip(panel.labels, panel.delta, panel.low, panel.high,
+                                           strict=True):
+            row = table[(panel.task, label.split(" ")[0])]
+            assert delta == pytest.approx(100 * float(row["value"]))
+            assert (low, high) == pytest.approx((100 * float(row["low"]),
+                                                 100 * float(row["high"])))
+            assert f"| {delta:+.2f} |" in markdown  # the summary table's rounding
+    # the planted gaps are what the figure shows: resnet50 lost more than resnet18
+    for panel in panels:
+        assert panel.delta[1] < panel.delta[0] < 0
+
+
+def test_overview_is_skipped_with_a_sentence(tmp_path: Path) -> None:
+    results = _results(tmp_path / "results", tasks=("cifar10",))
+    board = leaderboard.build(results, n_boot=200, plots=False)
+    leaderboard.write(board, tmp_path / "off")
+    assert not (tmp_path / "off" / "plots" / "overview.png").exists()
+    markdown = (tmp_path / "off" / "leaderboard.md").read_text()
+    assert "No overview figure: plots are off (--no-plots)." in markdown
+    assert "plots are off" in (tmp_path / "off" / "index.html").read_text()
+
+    lonely = tmp_path / "lonely"
+    target = np.repeat(np.arange(10), 30)
+    write_classification_run(lonely, "original_resnet18", "resnet18", "original", 0,
+                             logits_with_correct(target, target >= 0, 10,
+                                                 np.random.default_rng(0)), target, CLASSES)
+    board = leaderboard.build(lonely, n_boot=200)
+    assert board.overview_png == b""
+    leaderboard.write(board, tmp_path / "none")
+    assert ("No overview figure: there are no comparisons."
+            in (tmp_path / "none" / "leaderboard.md").read_text())
