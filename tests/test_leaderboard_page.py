@@ -85,3 +85,25 @@ def test_overview_is_skipped_with_a_sentence(tmp_path: Path) -> None:
     leaderboard.write(board, tmp_path / "none")
     assert ("No overview figure: there are no comparisons."
             in (tmp_path / "none" / "leaderboard.md").read_text())
+
+
+def test_wide_csv_is_the_long_csv_pivoted_in_points(tmp_path: Path) -> None:
+    results = _results(tmp_path / "results")
+    leaderboard.write(leaderboard.build(results, n_boot=200, plots=False), tmp_path / "site")
+    long = list(csv.DictReader(io.StringIO((tmp_path / "site" / "leaderboard.csv").read_text())))
+    wide = list(csv.DictReader(io.StringIO(
+        (tmp_path / "site" / "leaderboard_wide.csv").read_text())))
+    key = ("task", "protocol", "subset", "setting", "backbone")
+    by_key = {tuple(r[k] for k in key): r for r in wide}
+    assert len(by_key) == len(wide) == 8  # 2 tasks x 2 architectures x original/blurred
+    backbone_rows = [r for r in long if r["section"] == "backbone"]
+    assert {tuple(r[k] for k in key) for r in backbone_rows} == set(by_key)
+    metric_columns = [c for c in wide[0] if c not in (*key, "arch", "pretraining_data", "seeds",
+                                                      "fixture")]  # fmt: skip
+    assert metric_columns == ["top1", "mean_per_class_accuracy"]
+    for r in backbone_rows:
+        w = by_key[tuple(r[k] for k in key)]
+        assert float(w[r["metric"]]) == pytest.approx(100 * float(r["value"]), abs=1e-9)
+        assert w["seeds"] == r["n_seeds"] == "2"
+        assert (w["arch"], w["pretraining_data"]) == (r["arch"], r["pretraining_data"])
+    assert len(backbone_rows) == len(wide) * len(metric_columns)  # no cell left out

@@ -18,7 +18,7 @@ from benchmark.leaderboard.formats import level_text
 from benchmark.leaderboard.model import Leaderboard
 from benchmark.leaderboard.pairs import check_pair_names, find_pairs, parse_pairs
 from benchmark.leaderboard.plots import overview_data, plot_data, render_overview, render_plots
-from benchmark.leaderboard.render import render_csv, render_html, render_markdown
+from benchmark.leaderboard.render import render_csv, render_html, render_markdown, render_wide_csv
 from benchmark.score_cache import ScoreArrayCache
 from benchmark.stats import reuse_replicates
 
@@ -104,8 +104,9 @@ def _file_slug(text: str) -> str:
 
 
 def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
-    """Write ``leaderboard.md``, ``leaderboard.csv``, ``index.html`` and ``plots/`` into
-    ``out`` (each file atomically); links to records are relative to ``out``."""
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard_wide.csv``, ``index.html``
+    and ``plots/`` into ``out`` (each file atomically); links to records are relative to
+    ``out``."""
     out = Path(out)
     if out.resolve() == (board.results / "runs").resolve() or (
         out.resolve().is_relative_to((board.results / "runs").resolve())
@@ -122,6 +123,7 @@ def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
     written = {
         "markdown": atomic_write_text(out / "leaderboard.md", render_markdown(board, out, top)),
         "csv": atomic_write_text(out / "leaderboard.csv", render_csv(board, out)),
+        "wide csv": atomic_write_text(out / "leaderboard_wide.csv", render_wide_csv(board)),
         "html": atomic_write_text(out / "index.html", render_html(board, out, top)),
     }
     board.timings["write files"] = time.perf_counter() - t0

@@ -448,6 +448,31 @@ def render_csv(board: Leaderboard, out: Path) -> str:
     return buf.getvalue()
 
 
+WIDE_FIELDS = ["task", "protocol", "subset", "setting", "backbone", "arch", "pretraining_data"]
+
+
+def render_wide_csv(board: Leaderboard) -> str:
+    """One row per backbone in a setting, one column per scalar metric: the seed mean in points
+    (x100), the shape of timm's results CSVs, for a
+    spreadsheet or ``pandas.read_csv`` without a pivot. Intervals stay in the long CSV."""
+    metrics: list[str] = []
+    for s in board.settings:
+        metrics += [m for m in s.scalar_metrics if m not in metrics]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*WIDE_FIELDS, *metrics, "seeds", "fixture"])
+    for s in board.settings:
+        for row in s.rows:
+            values = []
+            for metric in metrics:
+                summ = row.summaries.get(metric)
+                values.append(round(100.0 * summ.mean, 10) if summ is not None else None)
+            cells = [s.task, s.protocol, s.subset, s.setting, row.label, row.arch, row.data,
+                     *values, len(row.runs), row.fixture]
+            writer.writerow([_csv_cell(c) for c in cells])
+    return buf.getvalue()
+
+
 def _environment() -> Environment:
     """Templates are package files (``templates/``) read through the import system, so they load
     the same from the source tree and from an installed wheel (as package data)."""
