@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,57 @@ def test_wide_csv_is_the_long_csv_pivoted_in_points(tmp_path: Path) -> None:
         assert w["seeds"] == r["n_seeds"] == "2"
         assert (w["arch"], w["pretraining_data"]) == (r["arch"], r["pretraining_data"])
     assert len(backbone_rows) == len(wide) * len(metric_columns)  # no cell left out
+
+
+def _tables(markdown: str) -> list[list[str]]:
+    tables, current = [], []
+    for line in [*markdown.splitlines(), ""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
+def test_settings_and_metrics_read_as_names(tmp_path: Path) -> None:
+    results = _results(tmp_path / "results", tasks=("cifar10",))
+    target = np.repeat(np.arange(10), 30)
+    rng = np.random.default_rng(5)
+    for data in ("original", "blurred"):  # a second cifar10 setting: other options, same name
+        write_classification_run(results, f"{data}_resnet18", "resnet18", data, 0,
+                                 logits_with_correct(target, rng.random(300) < 0.7, 10, rng),
+                                 target, CLASSES, config_extra={"lr": 0.5})  # fmt: skip
+    board = leaderboard.build(results, n_boot=200, plots=False)
+    leaderboard.write(board, tmp_path / "site")
+    markdown = (tmp_path / "site" / "leaderboard.md").read_text()
+    html = (tmp_path / "site" / "index.html").read_text()
+    first, second = board.settings
+    # same task, protocol and subset: the name alone would not tell them apart, so the hash joins
+    for s in (first, second):
+        heading = f"## CIFAR-10 · fine-tune · full · setting {s.setting}"
+        assert heading in markdown
+        assert f"*setting {s.setting} (task cifar10, protocol finetune, subset full)*" in markdown
+        assert f'title="setting {s.setting} (task cifar10, protocol finetune, subset full)"' in html
+    # a setting alone under its name shows no hash in its heading, only in small print
+    single = _results(tmp_path / "single", tasks=("sun397",))
+    leaderboard.write(leaderboard.build(single, n_boot=200, plots=False), tmp_path / "one")
+    one = (tmp_path / "one" / "leaderboard.md").read_text()
+    assert "\n## SUN397 · fine-tune · full\n" in one and "\n*setting " in one
+    # metric names in tables; identifiers stay in the CSV and the verdicts
+    assert "| Top-1 accuracy |" in markdown and "| top1 |" not in markdown
+    assert "Mean per-class accuracy" in markdown and ">Top-1 accuracy" in html
+    assert "| top1: " in markdown  # a verdict
+    long = (tmp_path / "site" / "leaderboard.csv").read_text()
+    assert ",top1," in long and "Top-1 accuracy" not in long
+    # every table that shows ± says once, in its header, what it means
+    with_pm = [t for t in _tables(markdown) if any("±" in row for row in t[2:])]
+    # the two-seed setting's backbones and the paper's reference rows (one seed: no ±)
+    assert len(with_pm) == 2
+    for table in with_pm:
+        assert table[0].count("±") == 1
+    assert "mean ± half-width of the 95% interval over seeds" in with_pm[0][0]
+    for table in re.findall(r"<table.*?</table>", html, flags=re.S):
+        header = re.search(r"<tr>(.*?)</tr>", table, flags=re.S).group(1)
+        if "±" in table.replace(header, ""):
+            assert header.count("±") == 1, header

@@ -15,6 +15,7 @@ import numpy as np
 
 from benchmark.leaderboard.formats import level_text
 from benchmark.leaderboard.model import ColumnDeltas, Comparison
+from benchmark.leaderboard.names import metric_name, task_name
 
 
 def _plain(text: str) -> str:
@@ -44,7 +45,8 @@ def plot_data(comp: Comparison, view: ColumnDeltas, confidence: float) -> PlotDa
     ]  # fmt: skip
     keep.sort(key=lambda j: (view.results[j].delta, view.columns[j]))
     return PlotData(
-        title=f"{comp.b.label} vs {comp.a.label}: {view.metric} ({comp.setting.task})",
+        title=f"{comp.b.label} vs {comp.a.label}: {metric_name(view.metric)} "
+              f"({task_name(comp.setting.task)})",
         columns=[view.columns[j] for j in keep],
         delta=np.array([view.results[j].delta for j in keep]) * 100.0,
         low=np.array([view.results[j].low for j in keep]) * 100.0,
@@ -188,7 +190,7 @@ def render_overview(panels: list[OverviewPanel], level: str) -> bytes:
         ax.axvline(0.0, color="#555555", linewidth=0.8)
         ax.set_yticks(position, [_plain(label) for label in panel.labels], fontsize=7)
         ax.set_ylim(-0.7, len(panel.labels) - 0.3)
-        ax.set_title(_plain(f"{panel.task}: {panel.metric}"), fontsize=9)
+        ax.set_title(_plain(f"{task_name(panel.task)}: {metric_name(panel.metric)}"), fontsize=9)
         ax.tick_params(labelsize=7)
         ax.grid(True, axis="x", alpha=0.25, linewidth=0.5)
     axes[-1, 0].set_xlabel(f"difference in points (compared − original), {level} paired "
