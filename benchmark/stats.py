@@ -34,7 +34,6 @@ from fractions import Fraction
 
 import numpy as np
 from scipy import sparse
-from scipy import stats as _sps
 
 __all__ = [
     "MIN_TEST_EXAMPLES",
@@ -131,8 +130,17 @@ def seed_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95
     if n == 1:
         return SeedSummary(mean=mean, low=math.nan, high=math.nan, n=1)
     sem = float(x.std(ddof=1)) / math.sqrt(n)
-    half = float(_sps.t.ppf(0.5 + confidence / 2.0, df=n - 1)) * sem
+    half = _t_quantile(0.5 + confidence / 2.0, n - 1) * sem
     return SeedSummary(mean=mean, low=mean - half, high=mean + half, n=n)
+
+
+def _t_quantile(q: float, df: float) -> float:
+    """Student-t quantile, the value ``scipy.stats.t.ppf(q, df)`` returns (it calls this same
+    ``scipy.special.stdtrit``), imported here rather than at module level: importing
+    ``scipy.stats`` took about a second, most of a `bench leaderboard --no-plots` start-up."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, q))
 
 
 def seed_delta_interval(
@@ -163,7 +171,7 @@ def seed_delta_interval(
     if se == 0.0:
         return SeedSummary(mean=delta, low=delta, high=delta, n=n)
     df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
-    half = float(_sps.t.ppf(0.5 + confidence / 2.0, df=df)) * se
+    half = _t_quantile(0.5 + confidence / 2.0, df) * se
     return SeedSummary(mean=delta, low=delta - half, high=delta + half, n=n)
 
 

@@ -80,6 +80,10 @@ def test_page_renders_without_errors(site: Path, browser, tmp_path: Path) -> Non
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.backbones tr")) == 3
     summary = browser.find_element(By.ID, "comparison-summary").text
     assert "blurred_r50" in summary and "original_r50" in summary and "top1" in summary
+    assert "Top-1 accuracy" in summary and "CIFAR-10 · fine-tune · full" in summary
+    # the overview figure is the first picture on the page, and it shows
+    first = browser.find_elements(By.TAG_NAME, "img")[0]
+    assert first.get_attribute("id") == "overview-plot" and first.is_displayed()
     reference = browser.find_elements(By.CSS_SELECTOR, "tr.reference-row")
     assert len(reference) == 16 and all("REFERENCE" in r.text for r in reference)
     assert "resnet50" in reference[12].text and "75.461" in reference[12].text

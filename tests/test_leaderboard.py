@@ -190,7 +190,7 @@ def test_outputs_agree_and_link_every_run(messy_results: Path, tmp_path: Path) -
     # the plot: a file beside the markdown, embedded in the page
     plot = markdown[markdown.index("](plots/") + 2 : markdown.index(".png)") + 4]
     assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert html.count('src="data:image/png;base64,') == 1
+    assert html.count('src="data:image/png;base64,') == 2  # the overview and the per-class plot
 
 
 def _is_json(path: Path) -> bool:

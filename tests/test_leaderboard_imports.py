@@ -134,3 +134,33 @@ def test_bench_leaderboard_imports_no_training_stack(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "1 comparison(s)" in proc.stdout
     assert (out / "leaderboard.md").is_file() and (out / "index.html").is_file()
+
+
+def test_bench_leaderboard_does_not_load_scipy_stats(tmp_path: Path) -> None:
+    """scipy.stats took about a second to import; the seed intervals use the Student-t quantile
+    from scipy.special (imported when needed), so a full build never loads scipy.stats."""
+    results, out = tmp_path / "results", tmp_path / "site"
+    target = np.repeat(np.arange(4), 25)
+    rng = np.random.default_rng(1)
+    for seed in range(3):  # three seeds: every backbone gets a t interval
+        for name, data in (("original_r18", "original"), ("blurred_r18", "blurred")):
+            logits = logits_with_correct(target, rng.random(len(target)) < 0.7, 4, rng)
+            write_classification_run(results, name, "resnet18", data, seed, logits, target,
+                                     ["a", "b", "c", "d"])  # fmt: skip
+    argv = ["leaderboard", "--results", str(results), "--out", str(out), "--no-plots",
+            "--n-boot", "200"]  # fmt: skip
+    proc = _run("import sys, benchmark.cli; assert 'scipy.stats' not in sys.modules; "
+                f"rc = benchmark.cli.main({argv!r}); assert rc == 0; "
+                "assert 'scipy.stats' not in sys.modules, 'scipy.stats was imported'")
+    assert proc.returncode == 0, proc.stderr
+    assert " ± " in (out / "leaderboard.md").read_text()  # the t intervals were computed
+
+
+@pytest.mark.parametrize("df", [1, 2, 3.7, 9, 29.5, 1000])
+@pytest.mark.parametrize("q", [0.75, 0.95, 0.975, 0.995])
+def test_t_quantile_is_scipy_stats_t_ppf(df: float, q: float) -> None:
+    from scipy import stats
+
+    from benchmark.stats import _t_quantile
+
+    assert _t_quantile(q, df) == float(stats.t.ppf(q, df=df))

@@ -14,10 +14,11 @@ from benchmark.atomic import atomic_write_bytes, atomic_write_text
 from benchmark.errors import BenchError
 from benchmark.leaderboard.collect import collect, group_settings
 from benchmark.leaderboard.compare import RunScoreLoader, compare
+from benchmark.leaderboard.formats import level_text
 from benchmark.leaderboard.model import Leaderboard
 from benchmark.leaderboard.pairs import check_pair_names, find_pairs, parse_pairs
-from benchmark.leaderboard.plots import plot_data, render_plots
-from benchmark.leaderboard.render import render_csv, render_html, render_markdown
+from benchmark.leaderboard.plots import overview_data, plot_data, render_overview, render_plots
+from benchmark.leaderboard.render import render_csv, render_html, render_markdown, render_wide_csv
 from benchmark.score_cache import ScoreArrayCache
 from benchmark.stats import reuse_replicates
 
@@ -79,10 +80,22 @@ def build(
         for (comp, view), png in zip(views, pngs, strict=True):
             view.plot_file = f"plots/{_file_slug(comp.anchor)}-{_file_slug(view.metric)}.png"
             view.plot_png = png
+    panels = overview_data(comparisons)
+    overview, note = b"", ""
+    if not panels:
+        note = "No overview figure: there are no comparisons."
+    elif not plots:
+        note = "No overview figure: plots are off (--no-plots)."
+    else:
+        overview = render_overview(panels, level_text(confidence))
     timings["plots"] = time.perf_counter() - t0
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     return Leaderboard(results, generated, settings, comparisons, problems, n_records, confidence,
-                       n_boot, timings)
+                       n_boot, timings, overview, OVERVIEW_FILE if overview else "", note)
+
+
+OVERVIEW_FILE = "plots/overview.png"
+
 
 
 def _file_slug(text: str) -> str:
@@ -91,8 +104,9 @@ def _file_slug(text: str) -> str:
 
 
 def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
-    """Write ``leaderboard.md``, ``leaderboard.csv``, ``index.html`` and ``plots/`` into
-    ``out`` (each file atomically); links to records are relative to ``out``."""
+    """Write ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard_wide.csv``, ``index.html``
+    and ``plots/`` into ``out`` (each file atomically); links to records are relative to
+    ``out``."""
     out = Path(out)
     if out.resolve() == (board.results / "runs").resolve() or (
         out.resolve().is_relative_to((board.results / "runs").resolve())
@@ -100,6 +114,8 @@ def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
         raise BenchError(f"--out {out} is inside the runs folder: pick another folder.")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if board.overview_png:
+        atomic_write_bytes(out / board.overview_file, board.overview_png)
     for comp in board.comparisons:
         for view in comp.columns:
             if view.plot_png:
@@ -107,6 +123,7 @@ def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
     written = {
         "markdown": atomic_write_text(out / "leaderboard.md", render_markdown(board, out, top)),
         "csv": atomic_write_text(out / "leaderboard.csv", render_csv(board, out)),
+        "wide csv": atomic_write_text(out / "leaderboard_wide.csv", render_wide_csv(board)),
         "html": atomic_write_text(out / "index.html", render_html(board, out, top)),
     }
     board.timings["write files"] = time.perf_counter() - t0

@@ -165,6 +165,9 @@ class Leaderboard:
     confidence: float
     n_boot: int
     timings: dict[str, float] = field(default_factory=dict)
+    overview_png: bytes = b""  # the forest plot of every comparison (empty: none drawn)
+    overview_file: str = ""
+    overview_note: str = ""  # why there is no overview figure
 
     @property
     def alpha(self) -> float:

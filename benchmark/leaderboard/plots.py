@@ -15,6 +15,7 @@ import numpy as np
 
 from benchmark.leaderboard.formats import level_text
 from benchmark.leaderboard.model import ColumnDeltas, Comparison
+from benchmark.leaderboard.names import metric_name, task_name
 
 
 def _plain(text: str) -> str:
@@ -44,7 +45,8 @@ def plot_data(comp: Comparison, view: ColumnDeltas, confidence: float) -> PlotDa
     ]  # fmt: skip
     keep.sort(key=lambda j: (view.results[j].delta, view.columns[j]))
     return PlotData(
-        title=f"{comp.b.label} vs {comp.a.label}: {view.metric} ({comp.setting.task})",
+        title=f"{comp.b.label} vs {comp.a.label}: {metric_name(view.metric)} "
+              f"({task_name(comp.setting.task)})",
         columns=[view.columns[j] for j in keep],
         delta=np.array([view.results[j].delta for j in keep]) * 100.0,
         low=np.array([view.results[j].low for j in keep]) * 100.0,
@@ -121,3 +123,78 @@ def render_plots(items: list[PlotData]) -> list[bytes]:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         return list(pool.map(render_plot, items, chunksize=4))
+
+
+@dataclass(frozen=True)
+class OverviewPanel:
+    """One task's panel of the overview figure: the primary metric's delta per comparison."""
+
+    task: str
+    metric: str
+    labels: list[str]
+    delta: np.ndarray  # points, compared minus original
+    low: np.ndarray  # NaN where there is no paired interval
+    high: np.ndarray
+
+
+def overview_data(comparisons: list[Comparison]) -> list[OverviewPanel]:
+    """Per task, each comparison's primary-metric delta and paired interval, in points: the
+    numbers of the comparison summary table, so figure and table cannot disagree."""
+    by_task: dict[str, list[Comparison]] = {}
+    for comp in comparisons:
+        by_task.setdefault(comp.setting.task, []).append(comp)
+    panels = []
+    for task, comps in by_task.items():
+        several = len({id(c.setting) for c in comps}) > 1
+        labels, delta, low, high = [], [], [], []
+        metric = comps[0].setting.primary
+        for comp in comps:
+            m = next((m for m in comp.metrics if m.metric == comp.setting.primary), None)
+            if m is None:
+                continue
+            label = f"{comp.b.arch} ({comp.b.data})"
+            if comp.explicit or comp.b.arch != comp.a.arch:
+                label = f"{comp.b.label} vs {comp.a.label}"
+            if several:
+                label += f" · {comp.setting.protocol} · {comp.setting.subset}"
+            labels.append(label)
+            delta.append(m.delta * 100.0)
+            low.append(m.paired.low * 100.0 if m.paired is not None else math.nan)
+            high.append(m.paired.high * 100.0 if m.paired is not None else math.nan)
+        if labels:
+            panels.append(OverviewPanel(task, metric, labels, np.array(delta), np.array(low),
+                                        np.array(high)))
+    return panels
+
+
+def render_overview(panels: list[OverviewPanel], level: str) -> bytes:
+    """A forest plot, one panel per task: delta and interval per comparison, a line at zero."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    heights = [0.9 + 0.28 * len(p.labels) for p in panels]
+    fig = Figure(figsize=(7.5, sum(heights) + 0.6), dpi=80)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})
+    width = max(len(label) for p in panels for label in p.labels)
+    fig.subplots_adjust(left=min(0.5, (0.06 * min(width, 40) + 0.25) / 7.5), right=0.97,
+                        hspace=0.9, top=1 - 0.35 / fig.get_figheight(),
+                        bottom=0.5 / fig.get_figheight())  # fmt: skip
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
+        position = np.arange(len(panel.labels))[::-1]
+        ok = np.isfinite(panel.low) & np.isfinite(panel.high)
+        err = np.vstack([panel.delta - panel.low, panel.high - panel.delta])
+        ax.errorbar(panel.delta[ok], position[ok], xerr=err[:, ok], fmt="o", color="#1b6ca8",
+                    markersize=4, capsize=3, linewidth=1)
+        ax.plot(panel.delta[~ok], position[~ok], "o", color="#888888", markersize=4)
+        ax.axvline(0.0, color="#555555", linewidth=0.8)
+        ax.set_yticks(position, [_plain(label) for label in panel.labels], fontsize=7)
+        ax.set_ylim(-0.7, len(panel.labels) - 0.3)
+        ax.set_title(_plain(f"{task_name(panel.task)}: {metric_name(panel.metric)}"), fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, axis="x", alpha=0.25, linewidth=0.5)
+    axes[-1, 0].set_xlabel(f"difference in points (compared − original), {level} paired "
+                           "bootstrap interval; grey: no interval", fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

@@ -32,6 +32,7 @@ from benchmark.leaderboard.formats import (
     summary_text,
 )
 from benchmark.leaderboard.model import ColumnDeltas, Comparison, Leaderboard, MetricDelta
+from benchmark.leaderboard.names import metric_name, setting_name
 from benchmark.leaderboard.reference import PAPER_IMAGENET_TOP1, PAPER_REPO
 from benchmark.records import RECORD_FILE
 from benchmark.stats import MIN_TEST_EXAMPLES, too_few_examples_text
@@ -92,6 +93,7 @@ def _metric_row(m: MetricDelta) -> dict[str, str]:
     ci, p = paired_fields(m.paired)
     return {
         "metric": m.metric,
+        "name": metric_name(m.metric),
         "a": pts(m.mean_a),
         "b": pts(m.mean_b),
         "delta": signed(m.delta),
@@ -117,7 +119,7 @@ def _view_rows(view: ColumnDeltas, top: int) -> Iterator[dict[str, str]]:
 def _view_caption(view: ColumnDeltas, alpha: float) -> str:
     tested = sum(1 for r in view.results if math.isfinite(r.p_value))
     caption = (
-        f"{view.metric}: {view.detected(alpha)} of {tested} columns differ "
+        f"{metric_name(view.metric)}: {view.detected(alpha)} of {tested} columns differ "
         f"(Holm-adjusted p < {alpha:g})"
     )
     if view.untested:
@@ -139,6 +141,7 @@ def _reference_rows() -> Iterator[dict[str, str]]:
 def _setting_context(board: Leaderboard, links: RecordLinks, top: int) -> list[dict[str, Any]]:
     """Everything a setting's section shows, as plain strings (shared by markdown and HTML)."""
     out = []
+    names = _setting_names(board)
     by_setting: dict[int, list[Comparison]] = {}
     for comp in board.comparisons:
         by_setting.setdefault(id(comp.setting), []).append(comp)
@@ -171,6 +174,7 @@ def _setting_context(board: Leaderboard, links: RecordLinks, top: int) -> list[d
                 "views": [
                     {
                         "metric": view.metric,
+                        "name": metric_name(view.metric),
                         "caption": _view_caption(view, board.alpha),
                         "rows": list(_view_rows(view, top)),
                         "plot_file": view.plot_file,
@@ -182,12 +186,16 @@ def _setting_context(board: Leaderboard, links: RecordLinks, top: int) -> list[d
                 "notes": comp.notes,
             })
         out.append({
-            "title": setting.title,
+            "title": names[id(setting)],
+            "setting_id": setting.setting,
+            "small_print": setting_small_print(setting.task, setting.protocol, setting.subset,
+                                               setting.setting),
             "anchor": setting.anchor,
             "task": setting.task,
             "kind": setting.kind,
             "fixture": setting.fixture,
             "metrics": setting.scalar_metrics,
+            "metric_names": [metric_name(m) for m in setting.scalar_metrics],
             "primary": setting.primary,
             "rows": rows,
             "comparisons": comps,
@@ -195,8 +203,32 @@ def _setting_context(board: Leaderboard, links: RecordLinks, top: int) -> list[d
     return out
 
 
+def setting_small_print(task: str, protocol: str, subset: str, setting: str) -> str:
+    """The identifiers behind a setting's name, for a tooltip or small print."""
+    return f"setting {setting} (task {task}, protocol {protocol}, subset {subset})"
+
+
+def _setting_names(board: Leaderboard) -> dict[int, str]:
+    """Each setting's human name; the config hash joins it only where two settings (same task,
+    protocol and subset, other options) would otherwise read the same."""
+    plain = {id(s): setting_name(s.task, s.protocol, s.subset) for s in board.settings}
+    counts: dict[str, int] = {}
+    for name in plain.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {
+        id(s): plain[id(s)] + (f" · setting {s.setting}" if counts[plain[id(s)]] > 1 else "")
+        for s in board.settings
+    }
+
+
+def seeds_header(confidence: str) -> str:
+    """What ``±`` means, said once in each table that uses it."""
+    return f"mean ± half-width of the {confidence} interval over seeds"
+
+
 def _context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
     links = _links(board, out)
+    names = _setting_names(board)
     problems = [
         {"what": p.what, "task": p.task, "path": links(p.path, record=False), "message": p.message}
         for p in board.problems
@@ -214,7 +246,9 @@ def _context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
         summary.append({
             **row,
             "task": comp.setting.task,
-            "setting": comp.setting.title,
+            "setting": names[id(comp.setting)],
+            "small_print": setting_small_print(comp.setting.task, comp.setting.protocol,
+                                               comp.setting.subset, comp.setting.setting),
             "anchor": comp.anchor,
             "fixture": comp.a.fixture or comp.b.fixture,
             "a": comp.a.label,
@@ -238,6 +272,11 @@ def _context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
         "method": method_text(board.confidence),
         "n_boot": board.n_boot,
         "confidence": level_text(board.confidence),
+        "seeds_header": seeds_header(level_text(board.confidence)),
+        "overview_file": board.overview_file,
+        "overview_b64": base64.b64encode(board.overview_png).decode() if board.overview_png
+        else "",
+        "overview_note": board.overview_note,
     }
 
 
@@ -278,15 +317,22 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
             "backbones.",
             "",
         ]
+    lines += ["## Overview", ""]
+    if ctx["overview_file"]:
+        lines += [f"![Delta (compared − original) of the primary metric per task, with "
+                  f"{ctx['confidence']} paired bootstrap intervals]"
+                  f"({quote(ctx['overview_file'])})", ""]
+    else:
+        lines += [ctx["overview_note"], ""]
     lines += ["## Comparisons (primary metric)", ""]
     if ctx["summary"]:
         lines += _md_table(
-            ["task", "original backbone", "compared backbone", "metric", "original", "compared",
+            ["setting", "original backbone", "compared backbone", "metric", "original", "compared",
              "delta", f"{ctx['confidence']} interval (test examples)", "p",
              f"{ctx['confidence']} interval (seeds)", "verdict"],
             [
-                [md(s["task"]) + (" **[fixture]**" if s["fixture"] else ""), md(s["a"]),
-                 md(s["b"]), md(s["metric"]), s["a_value"], s["b_value"], s["delta"], s["ci"],
+                [md(s["setting"]) + (" **[fixture]**" if s["fixture"] else ""), md(s["a"]),
+                 md(s["b"]), md(s["name"]), s["a_value"], s["b_value"], s["delta"], s["ci"],
                  s["p"], s["seeds"], md(s["verdict"])]
                 for s in ctx["summary"]
             ],
@@ -296,9 +342,11 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
                   "blurred counterpart (see the problems list, or pair with `--pair`).", ""]
     for setting in ctx["settings"]:
         badge = " **[fixture]**" if setting["fixture"] else ""
-        lines += [f"## {md(setting['title'])}{badge}", ""]
+        lines += [f"## {md(setting['title'])}{badge}", "", f"*{md(setting['small_print'])}*", ""]
         lines += _md_table(
-            ["backbone", "arch", "pretraining data", *[md(m) for m in setting["metrics"]],
+            ["backbone", "arch", "pretraining data",
+             *[md(m) + (f" ({ctx['seeds_header']})" if i == 0 else "")
+               for i, m in enumerate(setting["metric_names"])],
              "seeds", "runs (records)"],
             [
                 [md(r["label"]) + (" **[fixture]**" if r["fixture"] else ""), md(r["arch"]),
@@ -322,7 +370,7 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
                 ["metric", md(comp["a"]), md(comp["b"]), "delta",
                  f"{ctx['confidence']} interval (examples)", "p",
                  f"{ctx['confidence']} interval (seeds)", "verdict"],
-                [[md(r["metric"]), r["a"], r["b"], r["delta"], r["ci"], r["p"], r["seeds"],
+                [[md(r["name"]), r["a"], r["b"], r["delta"], r["ci"], r["p"], r["seeds"],
                   md(r["verdict"])] for r in comp["rows"]],
             )
             for view in comp["views"]:
@@ -333,7 +381,7 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
                      for v in view["rows"]],
                 )
                 if view["plot_file"]:
-                    lines += [f"![{md(view['metric'])} deltas]({quote(view['plot_file'])})", ""]
+                    lines += [f"![{md(view['name'])} deltas]({quote(view['plot_file'])})", ""]
             for note in comp["notes"]:
                 lines += [f"- note: {md(note)}"]
             if comp["notes"]:
@@ -348,7 +396,8 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
         "",
     ]
     lines += _md_table(
-        ["model (reference)", "original", "blurred", "delta (blurred − original)"],
+        ["model (reference; mean ± std over runs)", "original", "blurred",
+         "delta (blurred − original)"],
         [[md(r["model"]), r["original"], r["blurred"], r["delta"]] for r in ctx["reference"]],
     )
     lines += ["## Failed, unreadable or unused records", ""]
@@ -434,6 +483,31 @@ def render_csv(board: Leaderboard, out: Path) -> str:
     for p in board.problems:
         put(section="problem", task=p.task, metric=p.what, verdict=p.message,
             links=links(p.path, record=False))
+    return buf.getvalue()
+
+
+WIDE_FIELDS = ["task", "protocol", "subset", "setting", "backbone", "arch", "pretraining_data"]
+
+
+def render_wide_csv(board: Leaderboard) -> str:
+    """One row per backbone in a setting, one column per scalar metric: the seed mean in points
+    (x100), the shape of timm's results CSVs, for a
+    spreadsheet or ``pandas.read_csv`` without a pivot. Intervals stay in the long CSV."""
+    metrics: list[str] = []
+    for s in board.settings:
+        metrics += [m for m in s.scalar_metrics if m not in metrics]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*WIDE_FIELDS, *metrics, "seeds", "fixture"])
+    for s in board.settings:
+        for row in s.rows:
+            values = []
+            for metric in metrics:
+                summ = row.summaries.get(metric)
+                values.append(round(100.0 * summ.mean, 10) if summ is not None else None)
+            cells = [s.task, s.protocol, s.subset, s.setting, row.label, row.arch, row.data,
+                     *values, len(row.runs), row.fixture]
+            writer.writerow([_csv_cell(c) for c in cells])
     return buf.getvalue()
 
 
