@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--results", type=Path, default=Path("results"),
                        help="the folder `bench run`/`bench sweep` wrote to (default: results)")
     board.add_argument("--out", type=Path, default=None,
-                       help="where leaderboard.md, leaderboard.csv, index.html and plots/ go "
+                       help="where leaderboard.md, leaderboard.csv, leaderboard_wide.csv, "
+                       "index.html and plots/ (overview.png first) go "
                        "(default: <results>/leaderboard)")
     board.add_argument("--pair", action="append", default=[], metavar="ORIGINAL:COMPARED",
                        help="compare two backbones by name, e.g. for checkpoint files whose "
