@@ -12,7 +12,6 @@ import os
 import platform
 import shutil
 import signal
-import subprocess
 import time
 import traceback
 from collections.abc import Iterator
@@ -35,7 +34,6 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 import benchmark
-from benchmark import paths
 from benchmark.backbones import RUN_WEIGHTS_FILE, Backbone, create_backbone
 from benchmark.checkpoints import save_weights_file
 from benchmark.data.splits import SPLIT_NAMES, describe, parse_subset, splits_identity
@@ -44,6 +42,7 @@ from benchmark.kinds import evaluate_predictions, get_kind, save_predictions
 from benchmark.records import SCHEMA_VERSION, RunKey, RunStore, config_hash
 from benchmark.request import RunRequest
 from benchmark.tasks import Task, apply_overrides, for_subset, get_task
+from benchmark.version import source_commit
 
 LAST_CHECKPOINT = "last.ckpt"
 LOGS = "logs"  # <workdir>/logs/<logger>/ while training, <run_dir>/logs/<logger>/ after
@@ -154,20 +153,8 @@ class KeepOnException(OnExceptionCheckpoint):
 
 def code_version() -> str:
     """The git commit of the source tree (``+dirty`` when it has changes), else the version."""
-    if not paths.in_source_checkout():  # a wheel: git here would describe some other repository
-        return f"blurbench {benchmark.__version__}"
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(paths.PROJECT_ROOT), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(paths.PROJECT_ROOT), "status", "--porcelain", "--", "benchmark"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()
-        return f"git:{sha}{'+dirty' if dirty else ''}"
-    except (OSError, subprocess.SubprocessError):
-        return f"blurbench {benchmark.__version__}"
+    commit = source_commit()
+    return f"git:{commit}" if commit else f"blurbench {benchmark.__version__}"
 
 
 def hardware() -> dict[str, Any]:

@@ -116,19 +116,25 @@ def test_the_page_template_is_a_package_file() -> None:
     assert "index.html.j2" in loader.list_templates()
 
 
-def test_bench_leaderboard_imports_no_training_stack(tmp_path: Path) -> None:
-    """The whole command, in a fresh interpreter, over records with predictions (so the kind's
-    score readers run): it succeeds and never loads torch, Lightning or their libraries."""
-    results, out = tmp_path / "results", tmp_path / "site"
+def _original_vs_blurred(results: Path, out: Path, seeds: int, rng_seed: int) -> list[str]:
+    """Records with predictions of one original/blurred pair over ``seeds`` seeds; the
+    `bench leaderboard` arguments that build them into ``out``."""
     target = np.repeat(np.arange(4), 25)
-    rng = np.random.default_rng(0)
-    for seed in range(2):
+    rng = np.random.default_rng(rng_seed)
+    for seed in range(seeds):
         for name, data in (("original_r18", "original"), ("blurred_r18", "blurred")):
             logits = logits_with_correct(target, rng.random(len(target)) < 0.7, 4, rng)
             write_classification_run(results, name, "resnet18", data, seed, logits, target,
                                      ["a", "b", "c", "d"])  # fmt: skip
-    argv = ["leaderboard", "--results", str(results), "--out", str(out), "--no-plots",
+    return ["leaderboard", "--results", str(results), "--out", str(out), "--no-plots",
             "--n-boot", "200"]  # fmt: skip
+
+
+def test_bench_leaderboard_imports_no_training_stack(tmp_path: Path) -> None:
+    """The whole command, in a fresh interpreter, over records with predictions (so the kind's
+    score readers run): it succeeds and never loads torch, Lightning or their libraries."""
+    results, out = tmp_path / "results", tmp_path / "site"
+    argv = _original_vs_blurred(results, out, seeds=2, rng_seed=0)
     proc = _run(f"import benchmark.cli; rc = benchmark.cli.main({argv!r}); assert rc == 0; "
                 + CHECK.format(training=TRAINING))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -140,15 +146,7 @@ def test_bench_leaderboard_does_not_load_scipy_stats(tmp_path: Path) -> None:
     """scipy.stats took about a second to import; the seed intervals use the Student-t quantile
     from scipy.special (imported when needed), so a full build never loads scipy.stats."""
     results, out = tmp_path / "results", tmp_path / "site"
-    target = np.repeat(np.arange(4), 25)
-    rng = np.random.default_rng(1)
-    for seed in range(3):  # three seeds: every backbone gets a t interval
-        for name, data in (("original_r18", "original"), ("blurred_r18", "blurred")):
-            logits = logits_with_correct(target, rng.random(len(target)) < 0.7, 4, rng)
-            write_classification_run(results, name, "resnet18", data, seed, logits, target,
-                                     ["a", "b", "c", "d"])  # fmt: skip
-    argv = ["leaderboard", "--results", str(results), "--out", str(out), "--no-plots",
-            "--n-boot", "200"]  # fmt: skip
+    argv = _original_vs_blurred(results, out, seeds=3, rng_seed=1)  # 3: t intervals
     proc = _run("import sys, benchmark.cli; assert 'scipy.stats' not in sys.modules; "
                 f"rc = benchmark.cli.main({argv!r}); assert rc == 0; "
                 "assert 'scipy.stats' not in sys.modules, 'scipy.stats was imported'")
