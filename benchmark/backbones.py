@@ -49,9 +49,9 @@ from benchmark.checkpoints import (
     sha256_of,
 )
 from benchmark.errors import BenchError, closest_names
+from benchmark.layout import RECORD_FILE, RUN_WEIGHTS_FILE, record_file
 from benchmark.yaml_files import read_yaml
 
-RUN_WEIGHTS_FILE = "weights.safetensors"
 TIMM_PREFIX = "timm:"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
@@ -210,13 +210,13 @@ def guess_architecture(state: dict[str, torch.Tensor]) -> str | None:
 
 def _run_dir_of(spec: str) -> Path | None:
     path = Path(spec)
-    if path.name == "record.json" and path.is_file():
+    if path.name == RECORD_FILE and path.is_file():
         return path.parent
     if path.is_dir():
-        if (path / "record.json").is_file():
+        if record_file(path).is_file():
             return path
         raise BenchError(
-            f"{spec} is a folder without a record.json: pass a checkpoint file, or a run "
+            f"{spec} is a folder without a {RECORD_FILE}: pass a checkpoint file, or a run "
             f"directory from results/runs/."
         )
     return None
@@ -333,38 +333,35 @@ def _locate_timm(model_name: str, name: str | None, sha256: str | None,
 def _locate_run(run_dir: Path) -> Located:
     """A model fine-tuned by ``bench run --save-weights``: the run's weights, and where they
     came from (the base backbone and the run), so a chain of runs stays traceable."""
-    from benchmark.records import read_record
+    from benchmark.run_record import read_record
 
-    record = read_record(run_dir)
-    if record is None or record.get("status") != "completed":
-        raise BenchError(f"{run_dir}: no completed run record there (record.json).")
+    record = read_record(run_dir)  # a broken record: one line naming what is wrong
+    if not record.completed:
+        raise BenchError(f"{run_dir}: no completed run record there ({RECORD_FILE}).")
     weights = run_dir / RUN_WEIGHTS_FILE
     if not weights.is_file():
         raise BenchError(
             f"{run_dir}: this run did not keep its weights; run it again with `bench run ... "
             f"--save-weights --force` to use it as a backbone."
         )
-    base = record.get("backbone") or {}
-    if not isinstance(base.get("arch"), str):
-        raise BenchError(f"{run_dir}/record.json does not say the backbone's architecture.")
+    base = record.backbone
     provenance = {
         "source": "run",
         "path": str(weights),
-        "weights": f"fine-tuned on {record.get('task')} by run {run_dir}",
+        "weights": f"fine-tuned on {record.task} by run {run_dir}",
         "finetuned_from": {
-            "backbone": base.get("name"),
-            "sha256": base.get("sha256"),
-            "task": record.get("task"),
-            "protocol": record.get("protocol"),
-            "seed": record.get("seed"),
-            "config_hash": record.get("config_hash"),
-            "code_version": record.get("code_version"),
+            "backbone": base.name,
+            "sha256": base.sha256,
+            "task": record.task,
+            "protocol": record.protocol,
+            "seed": record.seed,
+            "config_hash": record.config_hash,
+            "code_version": record.code_version,
             "run_dir": str(run_dir),
         },
     }
-    name = paths.slug(f"ft-{record.get('task')}-{base.get('name')}")[:90]
-    return Located(name, base["arch"], weights, str(base.get("pretraining_data", "unknown")),
-                   provenance)
+    name = paths.slug(f"ft-{record.task}-{base.name}")[:90]
+    return Located(name, base.arch, weights, base.pretraining_data, provenance)
 
 
 # --- step 2: is it the file we expect, and readable --------------------------------------------

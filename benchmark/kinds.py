@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from benchmark.analysis.kinds import kind_analysis
+from benchmark.layout import PREDICTIONS_FILE
 from benchmark.metrics import MetricValue, compute_metrics
-from benchmark.records import PREDICTIONS_FILE
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
-"""The run record: one directory per run under ``<results>/runs/``, written atomically.
+"""The run store: runs keyed by what decides their outcome, locked, and written atomically.
 
-A run's directory is keyed by task, protocol, backbone, seed and the hash of everything that
-decides its outcome (the resolved task, subset, trainer limits, checkpoint sha256), so changing
-a hyperparameter makes a new run instead of finding an old one "already done".
-Layout: ``runs/<task>/<protocol>/<backbone>/seed<seed>-<hash12>/{record.json, predictions.npz}``.
+A run's folder is keyed by task, protocol, backbone, seed and the hash of everything that
+decides its outcome (the resolved task, subset, data identity, trainer limits, checkpoint
+sha256), so changing a hyperparameter makes a new run instead of finding an old one "already
+done". Where things go is :mod:`benchmark.layout`'s; what a record holds is
+:mod:`benchmark.run_record`'s.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import os
 import shutil
 import socket
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,12 +25,14 @@ from filelock import FileLock, Timeout
 
 from benchmark.atomic import atomic_write_text
 from benchmark.errors import BenchError
-from benchmark.paths import safe_component
+from benchmark.layout import PREDICTIONS_FILE, RECORD_FILE, RunLayout, run_relative_dir
+from benchmark.run_record import SCHEMA_VERSION, RecordError, RunRecord, read_record
 
-RECORD_FILE = "record.json"
-PREDICTIONS_FILE = "predictions.npz"
-# 2: the config (hence the key) holds the data identity (benchmark.data.identity)
-SCHEMA_VERSION = 2
+# names other modules import from here (the store's public face)
+__all__ = [
+    "PREDICTIONS_FILE", "RECORD_FILE", "SCHEMA_VERSION", "RecordError", "RunInProgress",
+    "RunKey", "RunRecord", "RunStore", "config_hash", "read_record",
+]  # fmt: skip
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -47,17 +49,8 @@ class RunKey:
     config_hash: str
 
     def relative_dir(self) -> Path:
-        return (
-            Path("runs")
-            / safe_component(self.task, "task name")
-            / safe_component(self.protocol, "protocol")
-            / safe_component(self.backbone, "backbone name")
-            / f"seed{int(self.seed)}-{self.config_hash[:12]}"
-        )
-
-    def lock_name(self) -> str:
-        parts = (self.task, self.protocol, self.backbone, f"s{int(self.seed)}", self.config_hash)
-        return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()[:32]
+        """The run folder under the results folder (:func:`benchmark.layout.run_relative_dir`)."""
+        return run_relative_dir(self)
 
 
 class RunInProgress(BenchError):
@@ -69,9 +62,10 @@ class RunStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.layout = RunLayout(self.root)
 
     def run_dir(self, key: RunKey) -> Path:
-        return self.root / key.relative_dir()
+        return self.layout.run_dir(key)
 
     @contextmanager
     def lock(self, key: RunKey) -> Iterator[None]:
@@ -81,9 +75,8 @@ class RunStore:
         killed run never blocks the next one. Beside the lock file, who holds it (host, pid,
         since when) for the message another process gets.
         """
-        locks = self.root / "runs" / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        path = locks / f"{key.lock_name()}.lock"
+        path = self.layout.lock_file(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
         holder = path.with_suffix(".json")
         lock = FileLock(path, timeout=0)
         try:
@@ -103,13 +96,17 @@ class RunStore:
             holder.unlink(missing_ok=True)
             lock.release()
 
-    def completed(self, key: RunKey) -> dict[str, Any] | None:
-        """The record of a finished, successful run with this key, if there is one."""
-        record = read_record(self.run_dir(key))
-        return record if record and record.get("status") == "completed" else None
+    def completed(self, key: RunKey) -> RunRecord | None:
+        """The record of a finished, successful run with this key, if there is one (a broken
+        record is none: the run is done again and replaces it)."""
+        try:
+            record = read_record(self.run_dir(key))
+        except RecordError:
+            return None
+        return record if record.completed else None
 
     def write(
-        self, key: RunKey, record: dict[str, Any], write_files: Callable[[Path], None]
+        self, key: RunKey, record: RunRecord, write_files: Callable[[Path], None]
     ) -> Path:
         """Build the run directory in a staging area, then move it into place in one rename.
 
@@ -118,17 +115,15 @@ class RunStore:
         once the new one is complete.
         """
         final = self.run_dir(key)
-        staging_root = self.root / "runs" / ".staging"
-        staging = staging_root / uuid.uuid4().hex
+        staging = self.layout.new_staging_dir()
         staging.mkdir(parents=True)
         try:
             write_files(staging)
-            text = json.dumps(record, indent=1, default=str) + "\n"
-            atomic_write_text(staging / RECORD_FILE, text)
+            atomic_write_text(staging / RECORD_FILE, record.to_json())
             final.parent.mkdir(parents=True, exist_ok=True)
             old = None
             if final.exists():
-                old = staging_root / f"old-{uuid.uuid4().hex}"
+                old = self.layout.set_aside_dir()
                 os.replace(final, old)
             os.replace(staging, final)
             if old is not None:
@@ -137,14 +132,14 @@ class RunStore:
             shutil.rmtree(staging, ignore_errors=True)
         return final
 
-    def records(self) -> list[tuple[Path, dict[str, Any] | None]]:
-        """Every run directory with its record, ``None`` where the record is unreadable."""
-        runs = self.root / "runs"
-        if not runs.is_dir():
-            return []
-        out = []
-        for record_path in sorted(runs.glob(f"*/*/*/*/{RECORD_FILE}")):
-            out.append((record_path.parent, read_record(record_path.parent)))
+    def records(self) -> list[tuple[Path, RunRecord | RecordError]]:
+        """Every run folder with its record, or why it cannot be read."""
+        out: list[tuple[Path, RunRecord | RecordError]] = []
+        for path in self.layout.record_files():
+            try:
+                out.append((path.parent, read_record(path.parent)))
+            except RecordError as err:
+                out.append((path.parent, err))
         return out
 
 
@@ -155,11 +150,3 @@ def _describe_holder(holder: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         return "holder unknown: it is just starting"
 
-
-def read_record(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / RECORD_FILE
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None

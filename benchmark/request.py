@@ -21,6 +21,8 @@ from typing import Any, Literal
 
 from benchmark import paths
 from benchmark.errors import BenchError
+from benchmark.layout import RECORD_FILE, record_file
+from benchmark.run_record import PRETRAINING_DATA, RecordError, RunRecord
 
 Scope = Literal["run", "shared"]
 LOGGERS = ("csv", "tensorboard", "wandb")
@@ -66,6 +68,14 @@ class RunRequest:
     )
     seed: int = option("seeds Python, NumPy and torch (pl.seed_everything)", 0, scope="run")
     arch: str | None = option("architecture of a checkpoint file that does not name its own", None)
+    # Stored in the record's backbone provenance, not in the run key: it says what the weights
+    # are, it does not change what training does (see benchmark.runner.declare_pretraining_data)
+    backbone_data: str | None = option(
+        "what the backbone was pretrained on, for a checkpoint file that does not say (kept in "
+        "the record; the leaderboard compares original with blurred/overlayed backbones of the "
+        "same architecture); a registry backbone must agree with its entry",
+        None, choices=PRETRAINING_DATA, shown_default="the registry's, else unknown",
+    )
     subset: str = option("tiny | full | N examples per split", "full")
     data_root: Path = option("where datasets live", factory=paths.default_data_root,
                              shown_default="$BENCH_DATA_ROOT or data/")
@@ -118,6 +128,9 @@ class RunRequest:
         self.data_root = Path(self.data_root)
         self.results = Path(self.results)
         self.devices = str(self.devices)
+        if self.backbone_data is not None and self.backbone_data not in PRETRAINING_DATA:
+            raise BenchError(f"--backbone-data {self.backbone_data!r}: use one of "
+                             f"{', '.join(PRETRAINING_DATA)}.")
         self.loggers = list(dict.fromkeys(self.loggers))  # repeated names: one logger
         unknown = [name for name in self.loggers if name not in LOGGERS]
         if unknown:
@@ -287,20 +300,46 @@ def request_argv(request: RunRequest) -> list[str]:
     return argv
 
 
-def read_request_file(path: Path) -> tuple[RunRequest, dict[str, Any]]:
+@dataclass(frozen=True)
+class PrintedConfig:
+    """``bench run --print-config`` output read back: the request and the key's contents it
+    resolved to (what :func:`benchmark.runner.check_same_run` compares, as in a record)."""
+
+    request: dict[str, Any]
+    config: dict[str, Any]
+    config_hash: str | None
+
+
+def read_request_file(path: Path) -> tuple[RunRequest, RunRecord | PrintedConfig]:
     """A run's request from its record (``record.json`` or the run folder) or from
-    ``bench run --print-config`` output, with the record (whose key the rerun must match)."""
+    ``bench run --print-config`` output, with what the rerun must match. A record is read as a
+    :class:`RunRecord` (older schemas migrated; a broken one is one line, exit 2)."""
     path = Path(path)
     if path.is_dir():
-        path = path / "record.json"
+        path = record_file(path)
     try:
-        record = json.loads(path.read_text())
+        raw = json.loads(path.read_text())
     except FileNotFoundError:
         raise BenchError(f"--config {path}: no such file (give a run folder or its "
-                         f"record.json).") from None
+                         f"{RECORD_FILE}).") from None
     except (OSError, ValueError) as err:
         raise BenchError(f"--config {path}: not a readable JSON record ({err}).") from None
-    if not isinstance(record, dict) or not isinstance(record.get("request"), dict):
+    if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
         raise BenchError(f"--config {path}: the record holds no 'request' (it was written "
                          f"before records kept their options); run it with its flags instead.")
-    return RunRequest.from_record(record["request"]), record
+    recorded: RunRecord | PrintedConfig
+    if "schema" in raw:  # a run record
+        try:
+            recorded = RunRecord.from_dict(raw, path)
+        except RecordError as err:
+            raise BenchError(f"--config {err}") from None
+        assert recorded.request is not None
+    else:  # --print-config output
+        config = raw.get("config")
+        if not isinstance(config, dict):
+            raise BenchError(f"--config {path}: no 'config' section: give a run folder, its "
+                             f"{RECORD_FILE} or `bench run --print-config` output.")
+        digest = raw.get("config_hash")
+        recorded = PrintedConfig(raw["request"], config, digest if isinstance(digest, str)
+                                 else None)  # fmt: skip
+    return RunRequest.from_record(recorded.request), recorded

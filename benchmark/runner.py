@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,18 +34,22 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 import benchmark
-from benchmark.backbones import RUN_WEIGHTS_FILE, Backbone, create_backbone
+from benchmark.backbones import Backbone, create_backbone
 from benchmark.checkpoints import save_weights_file
 from benchmark.data.splits import SPLIT_NAMES, describe, parse_subset, splits_identity
 from benchmark.errors import BenchError, closest_names
 from benchmark.kinds import evaluate_predictions, get_kind, save_predictions
-from benchmark.records import SCHEMA_VERSION, RunKey, RunStore, config_hash
-from benchmark.request import RunRequest
+from benchmark.layout import LAST_CHECKPOINT, LOGS, RUN_WEIGHTS_FILE
+from benchmark.records import RunKey, RunStore, config_hash
+from benchmark.request import PrintedConfig, RunRequest
+from benchmark.run_record import (
+    PRETRAINING_DATA,
+    BackboneRecord,
+    RunRecord,
+    TrainingRecord,
+)
 from benchmark.tasks import Task, apply_overrides, for_subset, get_task
 from benchmark.version import source_commit
-
-LAST_CHECKPOINT = "last.ckpt"
-LOGS = "logs"  # <workdir>/logs/<logger>/ while training, <run_dir>/logs/<logger>/ after
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -96,16 +100,23 @@ class PlannedRun:
     @property
     def workdir(self) -> Path:
         """Scratch space of an unfinished run (logs, resumable checkpoint); removed on success."""
-        name = f"{self.task.name}-{self.digest[:12]}-s{self.key.seed}"
-        return self.store.root / "runs" / ".work" / name
+        return self.store.layout.work_dir(self.key)
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.workdir / "checkpoints" / LAST_CHECKPOINT
+        return self.store.layout.last_checkpoint(self.key)
+
+    def completed(self) -> RunRecord | None:
+        """The completed record of this run's key, if any; one line (exit 2) when it records
+        other pretraining data than the backbone now declares (``--backbone-data``)."""
+        done = self.store.completed(self.key)
+        if done is not None:
+            check_recorded_data(self, done)
+        return done
 
     def status(self, force: bool = False) -> str:
         """``done`` (a completed record), ``resume`` (a checkpoint survived) or ``to run``."""
-        if self.store.completed(self.key) is not None and not force:
+        if not force and self.completed() is not None:
             return "done"
         if self.last_checkpoint.is_file():
             return "resume"
@@ -140,7 +151,7 @@ class LossHistory(Callback):
 
 
 class KeepOnException(OnExceptionCheckpoint):
-    """Lightning's on-exception checkpoint, written over the periodic ``last.ckpt`` and never
+    """Lightning's on-exception checkpoint, written over the periodic last checkpoint and never
     removed at teardown (Lightning's removes its file then, which here is the resumable
     checkpoint itself; the runner deletes the work folder once the record is written)."""
 
@@ -300,7 +311,7 @@ def make_trainer(
 ) -> pl.Trainer:
     """The Trainer every run uses (also timed by scripts/bench_lightning_overhead.py).
 
-    With ``checkpoint_dir``, Lightning keeps one resumable checkpoint there (``last.ckpt``,
+    With ``checkpoint_dir``, Lightning keeps one resumable checkpoint there (``LAST_CHECKPOINT``,
     written atomically by Lightning's checkpoint IO) every epoch or every
     ``request.checkpoint_every_n_steps`` steps. Loggers write under ``workdir/logs/<logger>/``
     (moved into the run folder with its record); ``request.trainer`` passes any other Trainer
@@ -320,7 +331,7 @@ def make_trainer(
             # Ctrl-C or a crash: keep where training got to, so the rerun resumes from there
             KeepOnException(checkpoint_dir, filename=Path(LAST_CHECKPOINT).stem),
         ]
-    loggers = make_loggers(request, workdir / "logs", run_name)
+    loggers = make_loggers(request, workdir / LOGS, run_name)
     arguments: dict[str, Any] = {
         "num_sanity_val_steps": 0,
         "log_every_n_steps": 10,  # each logging step syncs the GPU; the record keeps every loss
@@ -345,6 +356,41 @@ def make_trainer(
         default_root_dir=workdir,
         **arguments,
     )
+
+
+def declare_pretraining_data(backbone: BackboneIdentity, declared: str | None) -> BackboneIdentity:
+    """``--backbone-data``: what a backbone was pretrained on, where its source does not say
+    (a checkpoint file: ``unknown``; timm: its tag), so the leaderboard pairs it by itself. A
+    source that says (a registry entry, the run a fine-tuned backbone came from) must agree.
+
+    Not part of the run key: it names the weights, whose sha256 already is in the key, and
+    changes nothing in training; a key with it would train the same weights again only to
+    relabel them. A completed run recorded with other data is refused instead
+    (:func:`check_recorded_data`), so a label is never silently kept or changed.
+    """
+    if declared is None:
+        return backbone
+    known = backbone.provenance.get("pretraining_data")
+    if known in PRETRAINING_DATA and known != declared:
+        source = backbone.provenance.get("source") or "source"
+        raise BenchError(
+            f"--backbone-data {declared} contradicts backbone {backbone.name!r}, whose {source} "
+            f"says it was pretrained on {known} data: drop --backbone-data, or fix the entry."
+        )
+    provenance = {**backbone.provenance, "pretraining_data": declared,
+                  "pretraining_data_from": "--backbone-data"}  # fmt: skip
+    return replace(backbone, provenance=provenance)
+
+
+def check_recorded_data(plan: PlannedRun, done: RunRecord) -> None:
+    """An "already done" run must record the pretraining data now declared for its backbone."""
+    now = plan.backbone.provenance.get("pretraining_data")
+    if now is not None and done.backbone.pretraining_data != now:
+        raise BenchError(
+            f"run {plan.run_dir} is done, recorded with pretraining data "
+            f"{done.backbone.pretraining_data!r}, not {now!r}: pass --force to run it again "
+            f"with {now!r}, or give --backbone-data {done.backbone.pretraining_data}."
+        )
 
 
 def plan_run(
@@ -376,6 +422,7 @@ def plan_run(
     if backbone is None:
         loaded = create_backbone(request.backbone, request.arch)
         backbone = BackboneIdentity(loaded.name, loaded.arch, loaded.provenance)
+    backbone = declare_pretraining_data(backbone, request.backbone_data)
     memo_key = json.dumps(
         [task.resolved().get("data"), task.resolved().get("splits"), str(subset),
          str(Path(request.data_root).resolve())], sort_keys=True, default=str,
@@ -477,10 +524,10 @@ def resolved_config(request: RunRequest) -> dict[str, Any]:
     }
 
 
-def check_same_run(plan: PlannedRun, recorded: dict[str, Any]) -> None:
+def check_same_run(plan: PlannedRun, recorded: RunRecord | PrintedConfig) -> None:
     """``bench run --config``: the run resolves to exactly the recorded one (same backbone
     weights by sha256, same task, data and trainer configuration), or nothing happens."""
-    config = recorded.get("config") or {}
+    config = recorded.config
     was = (config.get("backbone") or {}).get("sha256")
     now = plan.config["backbone"]["sha256"]
     if was != now:
@@ -488,17 +535,19 @@ def check_same_run(plan: PlannedRun, recorded: dict[str, Any]) -> None:
             f"--config: backbone {plan.backbone.name!r} now resolves to other weights (sha256 "
             f"{str(now)[:16]}, the recorded run used {str(was)[:16]}): not the same run."
         )
-    if recorded.get("config_hash") not in (None, plan.digest):
+    if recorded.config_hash not in (None, plan.digest):
         ours = _jsonable(plan.config)
         differ = sorted(k for k in set(ours) | set(config) if ours.get(k) != config.get(k))
         raise BenchError(
             f"--config: this would not repeat the recorded run: its {', '.join(differ)} "
             f"configuration differs (config {plan.digest[:12]}, recorded "
-            f"{str(recorded['config_hash'])[:12]})."
+            f"{str(recorded.config_hash)[:12]})."
         )
 
 
-def execute(request: RunRequest, recorded: dict[str, Any] | None = None) -> RunOutcome:
+def execute(
+    request: RunRequest, recorded: RunRecord | PrintedConfig | None = None
+) -> RunOutcome:
     """One run; with ``recorded`` (a record or ``--print-config`` output), only if it
     repeats that run exactly (:func:`check_same_run`)."""
     plan = plan_run(request)
@@ -512,7 +561,8 @@ def execute(request: RunRequest, recorded: dict[str, Any] | None = None) -> RunO
         print(f"  key: {key.task} / {key.protocol} / {key.backbone} / seed {key.seed} / "
               f"config {digest[:12]}")
         print(f"  data: {describe_data_identity(plan.data_identity)}")
-        return RunOutcome(store.run_dir(key), store.completed(key) or {}, skipped=True)
+        done = plan.completed()
+        return RunOutcome(store.run_dir(key), done.as_dict() if done else {}, skipped=True)
     # built before anything is written: a head that does not fit the data, an input too small
     # for the architecture, a bad --precision or --accelerator all write nothing
     pl.seed_everything(request.seed, workers=True, verbose=False)  # the new head's init too
@@ -525,10 +575,10 @@ def execute(request: RunRequest, recorded: dict[str, Any] | None = None) -> RunO
     )
     primary = _is_global_zero(None)  # DDP: rank 0 locks and writes; other ranks only train
     with store.lock(key) if primary else _no_lock():
-        done = store.completed(key)
-        if done is not None and not request.force:
+        done = None if request.force else plan.completed()
+        if done is not None:
             print(f"already done: {store.run_dir(key)} (pass --force to run it again)")
-            return RunOutcome(store.run_dir(key), done, skipped=True)
+            return RunOutcome(store.run_dir(key), done.as_dict(), skipped=True)
         return _train_and_record(request, plan, kind, module, trainer, losses)
 
 
@@ -561,12 +611,15 @@ def _train_and_record(
 
     started = _now()
     t0 = time.perf_counter()
+    # the record's fields in the order they are written; validated as a RunRecord at the end
     record: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
         "task": task.name,
         "kind": task.kind,
         "protocol": task.protocol,
-        "backbone": {"name": backbone.name, "arch": backbone.arch, **backbone.provenance},
+        # the identity's provenance: the loaded backbone's, with --backbone-data applied
+        "backbone": BackboneRecord.model_validate(
+            {"name": plan.backbone.name, "arch": plan.backbone.arch, **plan.backbone.provenance}
+        ),
         "seed": request.seed,
         "subset": subset,
         "request": request.as_record(),  # the options as given: `bench run --config` repeats
@@ -602,17 +655,17 @@ def _train_and_record(
         record["traceback"] = traceback.format_exc(limit=20)
         record.update(ended=_now(), wall_seconds=round(time.perf_counter() - t0, 3))
         if _is_global_zero(trainer):
-            store.write(key, record, lambda _d: None)
+            store.write(key, RunRecord.model_validate(record), lambda _d: None)
         raise
     record.update(
         ended=_now(),
         wall_seconds=round(time.perf_counter() - t0, 3),
-        training={
-            "steps": int(trainer.global_step),
-            "epochs_completed": int(trainer.current_epoch),
-            "losses": losses.losses,  # since the resume, when resumed
-            "resumed_from_step": resumed_step,
-        },
+        training=TrainingRecord(
+            steps=int(trainer.global_step),
+            epochs_completed=int(trainer.current_epoch),
+            losses=losses.losses,  # since the resume, when resumed
+            resumed_from_step=resumed_step,
+        ),
         accelerator=type(trainer.accelerator).__name__,
         devices=trainer.num_devices,
     )
@@ -631,11 +684,13 @@ def _train_and_record(
         if (plan.workdir / LOGS).is_dir():  # moved: the work folder is removed next
             shutil.move(plan.workdir / LOGS, run_dir / LOGS)
 
+    validated = RunRecord.model_validate(record)
     if not trainer.is_global_zero:  # DDP: one record, written by global rank 0
-        return RunOutcome(store.run_dir(key), record, skipped=False, primary_process=False)
-    run_dir = store.write(key, record, write_files)
+        return RunOutcome(store.run_dir(key), validated.as_dict(), skipped=False,
+                          primary_process=False)  # fmt: skip
+    run_dir = store.write(key, validated, write_files)
     shutil.rmtree(workdir, ignore_errors=True)
-    return RunOutcome(run_dir, record, skipped=False)
+    return RunOutcome(run_dir, validated.as_dict(), skipped=False)
 
 
 def _close_loggers(trainer: pl.Trainer) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.records import PREDICTIONS_FILE, RECORD_FILE
+from benchmark.layout import PREDICTIONS_FILE, RECORD_FILE
 
 CACHE_DIR = ".cache"
 CACHE_FILE = "leaderboard-scores.npz"

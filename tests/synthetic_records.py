@@ -1,6 +1,6 @@
 """Hand-made run records for leaderboard tests and its timing script.
 
-They are written the way the runner writes them (``RunStore.write``, the same record fields and
+They are written the way the runner writes them (``RunStore.write`` of a ``RunRecord``, the same
 ``predictions.npz`` format) but from chosen predictions, so a test can plant an exact
 difference between two backbones, or none.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.records import SCHEMA_VERSION, RunKey, RunStore, config_hash
+from benchmark.records import SCHEMA_VERSION, RunKey, RunRecord, RunStore, config_hash
 
 
 def classification_metrics(
@@ -105,7 +105,7 @@ def write_classification_run(
             logits=logits.astype(np.float32),
         )
 
-    return RunStore(results).write(key, record, write_files)
+    return RunStore(results).write(key, RunRecord.model_validate(record), write_files)
 
 
 def write_failed_run(results: Path, backbone: str, seed: int, error: str) -> Path:
@@ -115,7 +115,7 @@ def write_failed_run(results: Path, backbone: str, seed: int, error: str) -> Pat
               "protocol": "finetune", "backbone": {"name": backbone, "arch": "resnet18"},
               "seed": seed, "config": config, "status": "failed", "error": error}
     key = RunKey("cifar10", "finetune", backbone, seed, digest)
-    return RunStore(results).write(key, record, lambda _d: None)
+    return RunStore(results).write(key, RunRecord.model_validate(record), lambda _d: None)
 
 
 def corrupt_record(run_dir: Path) -> None:

@@ -304,7 +304,7 @@ def test_seed_summaries_match_the_records(tmp_path: Path) -> None:
     _pair(tmp_path, [_correct(r, 5) for r in rates], [_correct(r, 5) for r in rates])
     board = leaderboard.build(tmp_path, n_boot=200)
     row = board.settings[0].rows[0]
-    values = [run.record["metrics"]["top1"] for run in row.runs]
+    values = [run.metrics["top1"] for run in row.runs]
     summary = row.summaries["top1"]
     assert summary.mean == pytest.approx(np.mean(values)) and summary.n == 3
     half = 4.302652729911275 * np.std(values, ddof=1) / math.sqrt(3)  # t(0.975, df=2)

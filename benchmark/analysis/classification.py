@@ -5,11 +5,11 @@ torch or Lightning."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from benchmark.records import PREDICTIONS_FILE
+from benchmark.layout import predictions_file
+from benchmark.run_record import RunRecord
 from benchmark.scores import (
     ExampleScores,
     RunScores,
@@ -23,23 +23,24 @@ def logit_metric_inputs(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.n
 
 
 def load_logit_predictions(run_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(Path(run_dir) / PREDICTIONS_FILE, allow_pickle=False) as data:
+    with np.load(predictions_file(run_dir), allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 
 
-def record_class_names(record: dict[str, Any], count: int) -> list[str]:
-    """The run's class (or attribute) names: the record's ``class_names``, else the keys of its
-    first per-class metric, else ``class 0..`` when an old record has neither."""
-    names = record.get("class_names")
-    if isinstance(names, list) and len(names) == count:
-        return [str(n) for n in names]
-    for value in (record.get("metrics") or {}).values():
+def record_class_names(record: RunRecord, count: int) -> list[str]:
+    """The run's class (or attribute) names: the record's ``class_names`` (schema-1 records
+    without them get them from a per-class metric when read), else the keys of a per-class
+    metric of that many classes, else ``class 0..``."""
+    names = record.class_names
+    if names is not None and len(names) == count:
+        return list(names)
+    for value in (record.metrics or {}).values():
         if isinstance(value, dict) and len(value) == count:
             return [str(n) for n in value]
     return [f"class {i}" for i in range(count)]
 
 
-def classification_score_arrays(run_dir: Path, record: dict[str, Any]) -> dict[str, np.ndarray]:
+def classification_score_arrays(run_dir: Path, record: RunRecord) -> dict[str, np.ndarray]:
     """What the leaderboard needs from the saved logits (argmax, as the top1 metric takes it):
     example ids, targets, per-example correctness and the class count; small enough to cache."""
     saved = load_logit_predictions(run_dir)
@@ -53,7 +54,7 @@ def classification_score_arrays(run_dir: Path, record: dict[str, Any]) -> dict[s
 
 
 def classification_scores_from_arrays(
-    arrays: dict[str, np.ndarray], record: dict[str, Any]
+    arrays: dict[str, np.ndarray], record: RunRecord
 ) -> RunScores:
     """top1 (0/1 per example), per-class accuracy (its class's column) and mean per-class
     accuracy (recomputed per resample), from :func:`classification_score_arrays`."""
@@ -75,6 +76,6 @@ def classification_scores_from_arrays(
     )
 
 
-def classification_scores(run_dir: Path, record: dict[str, Any]) -> RunScores:
+def classification_scores(run_dir: Path, record: RunRecord) -> RunScores:
     """The leaderboard's per-example scores of a classification run, from its saved logits."""
     return classification_scores_from_arrays(classification_score_arrays(run_dir, record), record)

@@ -33,8 +33,9 @@ from benchmark.detection.voc_eval import (
     match_detections,
 )
 from benchmark.errors import BenchError
+from benchmark.layout import PREDICTIONS_FILE, predictions_file
 from benchmark.metrics import json_number, register_metric
-from benchmark.records import PREDICTIONS_FILE
+from benchmark.run_record import RunRecord
 from benchmark.scores import ResampledMetric, RunScores, memoized, nanmean_rows
 
 PREDICTIONS_FORMAT = "blurbench-detections-v1"
@@ -104,7 +105,7 @@ def load_detections(
     run_dir: Path,
 ) -> tuple[list[ImageDetections], list[ImageGroundTruth], list[str]]:
     """Read ``predictions.npz`` back into what the metrics take (ids are the example ids)."""
-    with np.load(Path(run_dir) / PREDICTIONS_FILE, allow_pickle=False) as data:
+    with np.load(predictions_file(run_dir), allow_pickle=False) as data:
         if "format" not in data.files or str(data["format"]) != PREDICTIONS_FORMAT:
             raise BenchError(f"{run_dir}: {PREDICTIONS_FILE} does not hold detections.")
         arrays = {k: data[k] for k in data.files}
@@ -114,7 +115,7 @@ def load_detections(
 # --- per-image resampling for the paired bootstrap (benchmark.analysis.kinds) ------------
 
 
-def detection_scores(run_dir: Path, record: dict[str, Any]) -> RunScores:
+def detection_scores(run_dir: Path, record: RunRecord) -> RunScores:
     """mAP and per-class AP recomputed on resamples of the test IMAGES (the unit VOC results are
     bootstrapped over). Matching is done once (:func:`match_detections`); a replicate only
     re-weights each image's TP/FP flags and positives (:func:`evaluate_from_matches`), and one

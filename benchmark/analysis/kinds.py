@@ -23,6 +23,7 @@ from benchmark.analysis.classification import (
 )
 from benchmark.analysis.detection import detection_scores, detections_from_arrays
 from benchmark.analysis.multilabel import multilabel_scores
+from benchmark.run_record import RunRecord
 from benchmark.scores import RunScores
 
 
@@ -32,12 +33,12 @@ class KindAnalysis:
     metric_inputs: Callable[[dict[str, np.ndarray]], tuple[Any, Any]]
     # (run_dir, record) -> per-example scores for the leaderboard's paired bootstrap, read from
     # the saved predictions; None: that kind's runs are compared by seed means only.
-    scores: Callable[[Path, dict[str, Any]], RunScores] | None = None
+    scores: Callable[[Path, RunRecord], RunScores] | None = None
     # Optional split of ``scores`` that lets the leaderboard cache per-run arrays on disk
     # (benchmark.score_cache): ``score_arrays`` reads the predictions into a few plain arrays
     # (no object dtypes), ``scores_from_arrays`` builds the RunScores from them and the record.
-    score_arrays: Callable[[Path, dict[str, Any]], dict[str, np.ndarray]] | None = None
-    scores_from_arrays: Callable[[dict[str, np.ndarray], dict[str, Any]], RunScores] | None = None
+    score_arrays: Callable[[Path, RunRecord], dict[str, np.ndarray]] | None = None
+    scores_from_arrays: Callable[[dict[str, np.ndarray], RunRecord], RunScores] | None = None
 
 
 ANALYSES: dict[str, KindAnalysis] = {

@@ -21,6 +21,7 @@ import numpy as np
 
 from benchmark.analysis.classification import load_logit_predictions, record_class_names
 from benchmark.metrics import json_number, mean_of_defined, register_metric
+from benchmark.run_record import RunRecord
 from benchmark.scores import (
     ExampleScores,
     ResampledMetric,
@@ -163,7 +164,7 @@ def per_group_average_precision(
 # --- per-example scores for the leaderboard's paired bootstrap (benchmark.analysis.kinds) ---
 
 
-def multilabel_scores(run_dir: Path, record: dict[str, Any]) -> RunScores:
+def multilabel_scores(run_dir: Path, record: RunRecord) -> RunScores:
     """The record's multi-label metrics, resampleable: accuracies as per-example 0/1 scores,
     balanced accuracy and AP recomputed per resample, per-group views from the task's groups
     (the mean of the members' values, as ``per_group_*`` are)."""
@@ -195,7 +196,7 @@ def multilabel_scores(run_dir: Path, record: dict[str, Any]) -> RunScores:
         "mean_average_precision": ResampledMetric(lambda idx: nanmean_rows(per_ap.compute(idx))),
         "per_attribute_average_precision": per_ap,
     }
-    task = (record.get("config") or {}).get("task") or {}
+    task = record.config.get("task") or {}
     groups = task.get("groups") or {}
     for group_name, source in (("per_group_accuracy", per_accuracy),
                                ("per_group_balanced_accuracy", per_balanced),

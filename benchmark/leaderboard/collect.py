@@ -13,40 +13,20 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmark.layout import RunLayout
 from benchmark.leaderboard.model import DATA_ORDER, Problem, Row, Run, Setting
-from benchmark.records import RECORD_FILE, RunStore
+from benchmark.records import RecordError, RunRecord, RunStore
 from benchmark.stats import SeedSummary, seed_interval
 
 
-def _record_problem(run_dir: Path, record: dict[str, Any] | None) -> Problem | None:
-    """Why a record cannot be shown as a result, or None when it can."""
-    if record is None:
-        return Problem("unreadable record", run_dir, f"{RECORD_FILE} is missing, not JSON, "
-                       f"or not an object")
-    task = record.get("task") if isinstance(record.get("task"), str) else ""
-    status = record.get("status")
-    if status == "failed":
-        return Problem("failed run", run_dir, str(record.get("error") or "no error message"), task)
-    if status != "completed":
-        return Problem("malformed record", run_dir, f"status is {status!r}, not 'completed'",
-                       task)
-    backbone = record.get("backbone")
-    checks = {
-        "task": isinstance(record.get("task"), str),
-        "kind": isinstance(record.get("kind"), str),
-        "protocol": isinstance(record.get("protocol"), str),
-        "seed": isinstance(record.get("seed"), int),
-        "backbone.name/arch": isinstance(backbone, dict)
-        and isinstance(backbone.get("name"), str)
-        and isinstance(backbone.get("arch"), str),
-        "config": isinstance(record.get("config"), dict),
-        "metrics": isinstance(record.get("metrics"), dict),
-        "primary_metric": isinstance(record.get("primary_metric"), str),
-    }
-    missing = [name for name, ok in checks.items() if not ok]
-    if missing:
-        return Problem("malformed record", run_dir, f"missing or mistyped: {', '.join(missing)}",
-                       task)
+def _record_problem(run_dir: Path, record: RunRecord | RecordError) -> Problem | None:
+    """Why a record cannot be shown as a result, or None when it can (the record validated
+    as a :class:`RunRecord` and is a completed run)."""
+    if isinstance(record, RecordError):
+        return Problem(record.what, run_dir, record.detail, record.task)
+    if not record.completed:
+        return Problem("failed run", run_dir, str(record.error or "no error message"),
+                       record.task)
     return None
 
 
@@ -67,25 +47,24 @@ def collect(results: Path) -> tuple[list[Run], list[Problem], int]:
         if problem is not None:
             problems.append(problem)
             continue
-        assert record is not None
-        backbone = record["backbone"]
-        data = record.get("data") if isinstance(record.get("data"), dict) else {}
+        assert isinstance(record, RunRecord)
+        backbone = record.backbone
         runs.append(
             Run(
                 run_dir=run_dir,
                 record=record,
-                task=record["task"],
-                kind=record["kind"],
-                protocol=record["protocol"],
-                subset=str(record.get("subset", "full")),
-                setting=_setting_id(record["config"]),
-                backbone=backbone["name"],
-                arch=backbone["arch"],
-                data=str(backbone.get("pretraining_data") or "unknown"),
-                sha256=backbone.get("sha256"),
-                seed=record["seed"],
-                fixture=bool(data.get("fixture", False)),
-                ended=str(record.get("ended", "")),
+                task=record.task,
+                kind=record.kind,
+                protocol=record.protocol,
+                subset=str(record.subset),
+                setting=_setting_id(record.config),
+                backbone=backbone.name,
+                arch=backbone.arch,
+                data=str(backbone.pretraining_data or "unknown"),
+                sha256=backbone.sha256,
+                seed=record.seed,
+                fixture=bool(record.data.get("fixture", False)),
+                ended=str(record.ended or ""),
             )
         )
     problems += _unfinished(Path(results))
@@ -96,39 +75,34 @@ def _unfinished(results: Path) -> list[Problem]:
     """Runs interrupted before their record (they resume when run again) and record writes
     cut short; not results, but listed so nothing on disk goes unmentioned."""
     out = []
-    work = results / "runs" / ".work"
-    if work.is_dir():
-        for entry in sorted(work.iterdir()):
-            # work folders are <task>-<hash12>-s<seed>, run folders .../seed<seed>-<hash12>
-            task, digest, seed = ([""] * 3 + entry.name.rsplit("-", 2))[-3:]
-            finished = list(results.glob(f"runs/{task}/*/*/seed{seed[1:]}-{digest}/{RECORD_FILE}"))
-            if finished:  # killed between writing its record and removing its work folder
-                out.append(Problem("leftover work folder", entry, f"its run finished "
-                                   f"({finished[0].parent.name}); safe to delete", task))
-                continue
-            ckpt = entry / "checkpoints" / "last.ckpt"
-            state = "resumes from its last checkpoint" if ckpt.is_file() else "starts over"
-            out.append(Problem("unfinished run", entry, f"no record yet; running it again {state}",
-                               task))
-    staging = results / "runs" / ".staging"
-    if staging.is_dir():
-        for entry in sorted(staging.iterdir()):
-            out.append(Problem("incomplete write", entry, "a run stopped while writing its "
-                               "record; ignored (safe to delete when no run is writing)"))
+    layout = RunLayout(results)
+    for folder in layout.work_folders():
+        finished = layout.finished_run_dirs(folder)
+        if finished:  # killed between writing its record and removing its work folder
+            out.append(Problem("leftover work folder", folder.path, f"its run finished "
+                               f"({finished[0].name}); safe to delete", folder.task))
+            continue
+        state = "resumes from its last checkpoint" if folder.has_checkpoint else "starts over"
+        out.append(Problem("unfinished run", folder.path, f"no record yet; running it again "
+                           f"{state}", folder.task))
+    for entry in layout.incomplete_writes():
+        out.append(Problem("incomplete write", entry, "a run stopped while writing its "
+                           "record; ignored (safe to delete when no run is writing)"))
     return out
 
 
 def _metric_kinds(runs: Sequence[Run]) -> tuple[str, list[str], list[str]]:
     """Primary metric, scalar metrics (primary first) and per-column metrics, by their values."""
     first = runs[0].record
-    primary = first["primary_metric"]
-    task_cfg = first["config"].get("task") if isinstance(first["config"].get("task"), dict) else {}
+    assert first.primary_metric is not None and first.metrics is not None  # completed runs
+    primary = first.primary_metric
+    task_cfg = first.config.get("task") if isinstance(first.config.get("task"), dict) else {}
     listed = (task_cfg.get("metrics") or {}).get("others") or []
     names = [primary, *[m for m in listed if isinstance(m, str) and m != primary]]
-    names += [m for m in first["metrics"] if m not in names]
+    names += [m for m in first.metrics if m not in names]
     scalar, columns = [], []
     for name in names:
-        values = [r.record["metrics"].get(name) for r in runs]
+        values = [r.metrics.get(name) for r in runs]
         if any(isinstance(v, dict) for v in values):
             columns.append(name)
         elif any(isinstance(v, (int, float)) for v in values):

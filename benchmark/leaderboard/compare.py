@@ -99,7 +99,7 @@ class RunScoreLoader:
                 "unreadable predictions", run.run_dir,
                 f"{type(err).__name__}: {err}; left out of the paired tests", run.task))
             return None
-        return self._checked(run, scores, [run.record["primary_metric"]])
+        return self._checked(run, scores, [str(run.record.primary_metric)])
 
     def _checked(self, run: Run, scores: RunScores, metrics: Sequence[str]) -> RunScores | None:
         """Predictions must reproduce the record's own (primary) number, or they are not its
@@ -112,7 +112,7 @@ class RunScoreLoader:
         full = np.arange(scores.n)[None, :]
         for name in metrics:
             scored = scores.metrics.get(name)
-            recorded = run.record["metrics"].get(name)
+            recorded = run.metrics.get(name)
             if scored is None or scored.columns or not isinstance(recorded, (int, float)):
                 continue
             with np.errstate(invalid="ignore", divide="ignore"):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.run_record import RunRecord
 from benchmark.stats import DeltaResult, SeedSummary
 
 DATA_ORDER = {"original": 0, "blurred": 1, "overlayed": 2, "none": 3}
@@ -32,7 +33,7 @@ class Problem:
 @dataclass
 class Run:
     run_dir: Path
-    record: dict[str, Any]
+    record: RunRecord
     task: str
     kind: str
     protocol: str
@@ -45,6 +46,10 @@ class Run:
     seed: int
     fixture: bool
     ended: str
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.record.metrics or {}
 
 
 @dataclass
@@ -66,7 +71,7 @@ class Row:
     def values(self, metric: str) -> list[float]:
         out = []
         for run in self.runs:
-            value = run.record["metrics"].get(metric)
+            value = run.metrics.get(metric)
             if isinstance(value, (int, float)) and math.isfinite(value):
                 out.append(float(value))
         return out

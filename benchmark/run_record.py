@@ -1,0 +1,212 @@
+"""``RunRecord``: the one definition of a run record (``record.json``), for its writer (the
+runner) and every reader (the leaderboard, the analysis side, ``bench run --config``, a run
+given as ``--backbone``).
+
+A record is validated when read, so a broken one is one line (a leaderboard problem, or a
+``BenchError``), never a ``KeyError`` deep in a reader. Records written by older versions are
+migrated on reading (:data:`MIGRATIONS`), never rewritten on disk. Torch-free: the leaderboard
+imports it.
+
+Extending it: a field a later version adds is optional (older records lack it) and the
+schema version goes up only when a reader must tell old records from new ones. A protocol's
+own results go in one optional sub-model named after it (a :class:`RecordSection`, e.g.
+``probe: ProbeRecord | None = None``), absent from the records of other protocols. Unknown
+keys are kept (``extra="allow"``): a record written by a newer version still reads, and
+writing it back loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+
+from benchmark.errors import BenchError
+from benchmark.layout import RECORD_FILE, record_file
+
+# 1: the first records; 2: the config (hence the key) holds the data identity
+# (benchmark.data.identity) and the record keeps the request (`bench run --config`)
+SCHEMA_VERSION = 2
+
+# What a backbone was pretrained on, as the backbone registry and --backbone-data say it; a
+# backbone whose source does not say records "unknown" (or its source's own words, as timm's
+# tag). The leaderboard compares "original" with each of the others but "none".
+PretrainingData = Literal["original", "blurred", "overlayed", "none"]
+PRETRAINING_DATA: tuple[str, ...] = get_args(PretrainingData)
+UNKNOWN_DATA = "unknown"
+UNREADABLE = f"{RECORD_FILE} is missing, not JSON, or not an object"
+
+
+class RecordSection(BaseModel):
+    """A part of a record: its known fields typed, any other key kept as written."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class BackboneRecord(RecordSection):
+    """The backbone as resolved (``benchmark.backbones``): which weights, from where (the other
+    keys depend on the source: repo, revision, path, layout, checkpoint_meta ...)."""
+
+    name: StrictStr
+    arch: StrictStr
+    source: str | None = None
+    weights: str | None = None
+    sha256: str | None = None
+    pretraining_data: str = UNKNOWN_DATA
+    # "--backbone-data" when the pretraining data was declared on the command line (absent
+    # when it came from the backbone's source)
+    pretraining_data_from: str | None = None
+
+
+class TrainingRecord(RecordSection):
+    steps: int
+    epochs_completed: int
+    losses: list[float]  # since the resume, when resumed
+    resumed_from_step: int | None = None  # records before resumable runs lack it
+
+
+class RunRecord(BaseModel):
+    """One run: what was asked, what it resolved to (``config``, the key's contents), where it
+    ran and what came out. Fields are in the order they are written."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    schema_version: int = Field(SCHEMA_VERSION, alias="schema")
+    task: StrictStr
+    kind: StrictStr
+    protocol: StrictStr
+    backbone: BackboneRecord
+    seed: StrictInt
+    subset: int | str = "full"
+    request: dict[str, Any] | None = None  # the options as given; schema 1 records lack it
+    config: dict[str, Any]
+    config_hash: str | None = None
+    code_version: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)  # what was read (benchmark.data.splits)
+    hardware: dict[str, Any] | None = None
+    started: str | None = None
+    class_names: list[str] | None = None
+    status: Literal["completed", "failed"]
+    metrics: dict[str, Any] | None = None
+    primary_metric: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    ended: str | None = None
+    wall_seconds: float | None = None
+    training: TrainingRecord | None = None
+    accelerator: str | None = None
+    devices: int | None = None
+    weights_file: str | None = None
+    logs: dict[str, str] | None = None  # logger -> its file or folder, relative to the run
+
+    @model_validator(mode="after")
+    def _results_of_a_completed_run(self) -> RunRecord:
+        if self.status == "completed":
+            missing = [n for n in ("metrics", "primary_metric") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"a completed run needs {' and '.join(missing)}")
+        return self
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as ``record.json`` holds it: the fields that were given, in order (a
+        field left at its default is not written, so records keep the shape they had)."""
+        out = self.model_dump(by_alias=True, exclude_unset=True)
+        out.pop("schema", None)
+        return {"schema": self.schema_version, **out}
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=1, default=str) + "\n"
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: Path | str = "record") -> RunRecord:
+        """Validate ``raw`` (migrated from an older schema first), or one-line
+        :class:`RecordError` naming ``where`` and every field that is wrong."""
+        if not isinstance(raw, dict):
+            raise RecordError("unreadable record", where, UNREADABLE)
+        task = raw.get("task") if isinstance(raw.get("task"), str) else ""
+        try:
+            migrated = migrate(raw)
+            return cls.model_validate(migrated)
+        except RecordError as err:
+            raise RecordError(err.what, where, err.detail, task) from None
+        except ValidationError as err:
+            raise RecordError("malformed record", where, describe_errors(err), task) from None
+
+
+class RecordError(BenchError):
+    """A record that cannot be read (``what``: "unreadable record") or does not validate
+    ("malformed record"); ``detail`` says why in one line."""
+
+    def __init__(self, what: str, where: Path | str, detail: str, task: str = "") -> None:
+        self.what, self.where, self.detail, self.task = what, where, detail, task
+        super().__init__(f"{where}: {what}: {detail}")
+
+
+def describe_errors(err: ValidationError) -> str:
+    """``missing or mistyped: seed (Input should be a valid integer), backbone.arch (Field
+    required)``: every wrong field of a record, on one line."""
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"])
+        parts.append(f"{where} ({e['msg']})" if where else e["msg"].removeprefix("Value error, "))
+    return "missing or mistyped: " + ", ".join(parts)
+
+
+def _from_schema_1(raw: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 -> 2. The key's contents had no data identity then: the config is kept as
+    written (its hash is the run folder's name; a data identity now would be invented), so a
+    schema-1 run is its own setting on the leaderboard, never paired with a schema-2 run of
+    other data. Schema-1 records before class names were kept name the classes only in their
+    per-class metrics: the class names are taken from the first of those."""
+    out = {**raw, "schema": 2}
+    if out.get("class_names") is None:
+        for value in (out.get("metrics") or {}).values():
+            if isinstance(value, dict) and value:
+                out["class_names"] = list(value)
+                break
+    return out
+
+
+# schema N -> N + 1, applied in turn until the current schema
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_schema_1}
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """A record of any schema this version reads, as a current one (a new dict)."""
+    version = raw.get("schema", 1)  # the first records always had one; a hand-made one may not
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RecordError("malformed record", "record", f"schema {version!r} is not a version")
+    if version > SCHEMA_VERSION:
+        raise RecordError("unreadable record", "record", f"schema {version} is newer than this "
+                          f"blurbench reads ({SCHEMA_VERSION}): upgrade blurbench")
+    out = dict(raw)
+    while version < SCHEMA_VERSION:
+        out = MIGRATIONS[version](out)
+        version += 1
+    return out
+
+
+def read_record(run_dir: Path) -> RunRecord:
+    """The record of ``run_dir``; :class:`RecordError` when it is missing, not JSON or not a
+    valid record."""
+    path = record_file(run_dir)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise RecordError("unreadable record", path, UNREADABLE) from None
+    return RunRecord.from_dict(raw, path)
