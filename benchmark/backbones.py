@@ -50,6 +50,7 @@ from benchmark.checkpoints import (
 )
 from benchmark.errors import BenchError, closest_names
 from benchmark.layout import RECORD_FILE, RUN_WEIGHTS_FILE, record_file
+from benchmark.pretraining import PretrainingData
 from benchmark.yaml_files import read_yaml
 
 TIMM_PREFIX = "timm:"
@@ -65,7 +66,7 @@ class BackboneEntry(BaseModel):
 
     name: str
     arch: str
-    data: Literal["original", "blurred", "overlayed", "none"]
+    data: PretrainingData
     source: Literal["hub", "torchvision", "timm", "file", "url"]
     weights: str | None = None  # torchvision: the weights enum member; null = random init
     url: str | None = None  # url: a checkpoint file, cached in torch.hub's cache like torchvision's

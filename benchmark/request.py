@@ -22,7 +22,10 @@ from typing import Any, Literal
 from benchmark import paths
 from benchmark.errors import BenchError
 from benchmark.layout import RECORD_FILE, record_file
-from benchmark.run_record import PRETRAINING_DATA, RecordError, RunRecord
+from benchmark.pretraining import PRETRAINING_DATA
+
+if typing.TYPE_CHECKING:  # the record model (pydantic) is imported when a record is read
+    from benchmark.run_record import RunRecord
 
 Scope = Literal["run", "shared"]
 LOGGERS = ("csv", "tensorboard", "wandb")
@@ -327,6 +330,8 @@ def read_request_file(path: Path) -> tuple[RunRequest, RunRecord | PrintedConfig
     if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
         raise BenchError(f"--config {path}: the record holds no 'request' (it was written "
                          f"before records kept their options); run it with its flags instead.")
+    from benchmark.run_record import RecordError, RunRecord
+
     recorded: RunRecord | PrintedConfig
     if "schema" in raw:  # a run record
         try:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -34,17 +34,12 @@ from pydantic import (
 
 from benchmark.errors import BenchError
 from benchmark.layout import RECORD_FILE, record_file
+from benchmark.pretraining import UNKNOWN_DATA
 
 # 1: the first records; 2: the config (hence the key) holds the data identity
 # (benchmark.data.identity) and the record keeps the request (`bench run --config`)
 SCHEMA_VERSION = 2
 
-# What a backbone was pretrained on, as the backbone registry and --backbone-data say it; a
-# backbone whose source does not say records "unknown" (or its source's own words, as timm's
-# tag). The leaderboard compares "original" with each of the others but "none".
-PretrainingData = Literal["original", "blurred", "overlayed", "none"]
-PRETRAINING_DATA: tuple[str, ...] = get_args(PretrainingData)
-UNKNOWN_DATA = "unknown"
 UNREADABLE = f"{RECORD_FILE} is missing, not JSON, or not an object"
 
 

@@ -40,14 +40,10 @@ from benchmark.data.splits import SPLIT_NAMES, describe, parse_subset, splits_id
 from benchmark.errors import BenchError, closest_names
 from benchmark.kinds import evaluate_predictions, get_kind, save_predictions
 from benchmark.layout import LAST_CHECKPOINT, LOGS, RUN_WEIGHTS_FILE
+from benchmark.pretraining import PRETRAINING_DATA
 from benchmark.records import RunKey, RunStore, config_hash
 from benchmark.request import PrintedConfig, RunRequest
-from benchmark.run_record import (
-    PRETRAINING_DATA,
-    BackboneRecord,
-    RunRecord,
-    TrainingRecord,
-)
+from benchmark.run_record import BackboneRecord, RunRecord, TrainingRecord
 from benchmark.tasks import Task, apply_overrides, for_subset, get_task
 from benchmark.version import source_commit
 

@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.pretraining import COMPARED_DATA as COMPARED_DATA  # pairs and compare use it
+from benchmark.pretraining import PRETRAINING_DATA
 from benchmark.run_record import RunRecord
 from benchmark.stats import DeltaResult, SeedSummary
 
-DATA_ORDER = {"original": 0, "blurred": 1, "overlayed": 2, "none": 3}
-COMPARED_DATA = ("blurred", "overlayed")
+DATA_ORDER = {name: i for i, name in enumerate(PRETRAINING_DATA)}  # table order
 
 
 @dataclass
