@@ -15,6 +15,7 @@ from typing import Any
 
 from benchmark.layout import RunLayout
 from benchmark.leaderboard.model import DATA_ORDER, Problem, Row, Run, Setting
+from benchmark.pretraining import UNKNOWN_DATA
 from benchmark.records import RecordError, RunRecord, RunStore
 from benchmark.stats import SeedSummary, seed_interval
 
@@ -60,7 +61,7 @@ def collect(results: Path) -> tuple[list[Run], list[Problem], int]:
                 setting=_setting_id(record.config),
                 backbone=backbone.name,
                 arch=backbone.arch,
-                data=str(backbone.pretraining_data or "unknown"),
+                data=backbone.pretraining_data or UNKNOWN_DATA,
                 sha256=backbone.sha256,
                 seed=record.seed,
                 fixture=bool(record.data.get("fixture", False)),
