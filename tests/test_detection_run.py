@@ -19,6 +19,7 @@ from benchmark.detection.voc_eval import ImageDetections, ImageGroundTruth, eval
 from benchmark.kinds import evaluate_predictions, save_predictions
 from benchmark.metrics import compute_metrics
 from benchmark.models.detection import detection_prediction_arrays
+from benchmark.run_record import read_record
 
 RUN = ("run", "--task", "voc", "--subset", "tiny", "--max-steps", "2", "--accelerator", "cpu",
        "--num-workers", "0")  # fmt: skip
@@ -189,14 +190,14 @@ def test_malformed_annotation_exits_2_without_traceback(
 def test_leaderboard_scores_resample_images(voc_run: Path) -> None:
     """The kind's per-image scores give back the record's numbers on the identity resample, and
     a resample of the images is evaluated as that multiset of images."""
-    record = read_json(voc_run / "record.json")
+    record = read_record(voc_run)
     scores = kind_analysis("detection").scores(voc_run, record)
     n = scores.n
     assert n == 8 and list(scores.example_ids) == [g.image_id for g in load_detections(voc_run)[1]]
     idx = np.stack([np.arange(n), np.zeros(n, dtype=np.int64)])  # identity; image 0 n times
     for name in METRICS:
         values = scores.metrics[name].compute(idx)
-        reported = record["metrics"][name]
+        reported = record.metrics[name]
         if isinstance(reported, dict):
             expected = [np.nan if v is None else v for v in reported.values()]
             np.testing.assert_allclose(values[0], expected, atol=1e-12)
