@@ -34,6 +34,7 @@ RUN_WEIGHTS_FILE = "weights.safetensors"  # --save-weights: the run can be a --b
 LOGS = "logs"  # <work_dir>/logs/<logger>/ while training, <run_dir>/logs/<logger>/ after
 LAST_CHECKPOINT = "last.ckpt"  # Lightning's ModelCheckpoint(save_last=True) name
 _RUNS, _WORK, _LOCKS, _STAGING = "runs", ".work", ".locks", ".staging"
+_CHECKPOINTS = "checkpoints"  # in a work folder
 
 
 def run_relative_dir(key: RunKey) -> Path:
@@ -64,7 +65,7 @@ class WorkFolder:
 
     @property
     def has_checkpoint(self) -> bool:
-        return (self.path / "checkpoints" / LAST_CHECKPOINT).is_file()
+        return (self.path / _CHECKPOINTS / LAST_CHECKPOINT).is_file()
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class RunLayout:
         return self.work / work_name(key.task, key.config_hash, key.seed)
 
     def checkpoint_dir(self, key: RunKey) -> Path:
-        return self.work_dir(key) / "checkpoints"
+        return self.work_dir(key) / _CHECKPOINTS
 
     def last_checkpoint(self, key: RunKey) -> Path:
         return self.checkpoint_dir(key) / LAST_CHECKPOINT
