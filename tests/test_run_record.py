@@ -149,7 +149,7 @@ def test_a_record_that_is_not_an_object_is_unreadable(tmp_path: Path) -> None:
 def test_the_layout_is_spelled_in_one_module() -> None:
     """Only benchmark/layout.py names the run folder's parts; everything else asks RunLayout."""
     package = Path(benchmark.__file__).parent
-    spelled = re.compile(r"last\.ckpt|\.staging\b|\.locks\b|\.work\b|[\"']runs[\"']")
+    spelled = re.compile(r"last\.ckpt|\.staging\b|\.locks\b|\.work\b|/ [\"']runs[\"']|[\"']runs/")
     found = sorted(
         f"{path.relative_to(package)}:{number}"
         for path in package.rglob("*.py")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from benchmark.atomic import atomic_write_bytes, atomic_write_text
 from benchmark.errors import BenchError
+from benchmark.layout import RunLayout
 from benchmark.leaderboard.collect import collect, group_settings
 from benchmark.leaderboard.compare import RunScoreLoader, compare
 from benchmark.leaderboard.formats import level_text
@@ -41,7 +42,7 @@ def build(
         raise BenchError(f"--n-boot {n_boot}: use at least 100 bootstrap replicates.")
     explicit = parse_pairs(pairs)
     results = Path(results)
-    if not (results / "runs").is_dir():
+    if not RunLayout(results).runs.is_dir():
         raise BenchError(f"{results} holds no runs/ folder: pass the --results folder that "
                          f"`bench run` or `bench sweep` wrote to.")
     timings: dict[str, float] = {}
@@ -108,9 +109,8 @@ def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
     and ``plots/`` into ``out`` (each file atomically); links to records are relative to
     ``out``."""
     out = Path(out)
-    if out.resolve() == (board.results / "runs").resolve() or (
-        out.resolve().is_relative_to((board.results / "runs").resolve())
-    ):
+    runs = RunLayout(board.results).runs.resolve()
+    if out.resolve() == runs or out.resolve().is_relative_to(runs):
         raise BenchError(f"--out {out} is inside the runs folder: pick another folder.")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
