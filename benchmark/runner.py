@@ -379,13 +379,16 @@ def declare_pretraining_data(backbone: BackboneIdentity, declared: str | None) -
 
 
 def check_recorded_data(plan: PlannedRun, done: RunRecord) -> None:
-    """An "already done" run must record the pretraining data now declared for its backbone."""
+    """An "already done" run must record the pretraining data its backbone now says (declared,
+    or from a registry entry edited since); a checkpoint file that says nothing accepts any."""
     now = plan.backbone.provenance.get("pretraining_data")
-    if now is not None and done.backbone.pretraining_data != now:
+    was = done.backbone.pretraining_data
+    if now in PRETRAINING_DATA and was != now:
+        declared = plan.backbone.provenance.get("pretraining_data_from") == "--backbone-data"
         raise BenchError(
-            f"run {plan.run_dir} is done, recorded with pretraining data "
-            f"{done.backbone.pretraining_data!r}, not {now!r}: pass --force to run it again "
-            f"with {now!r}, or give --backbone-data {done.backbone.pretraining_data}."
+            f"run {plan.run_dir} is done, recorded with pretraining data {was!r}, not {now!r}: "
+            f"pass --force to run it again as {now!r}"
+            + (f", or give --backbone-data {was}." if declared else ".")
         )
 
 
