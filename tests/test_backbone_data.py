@@ -64,6 +64,9 @@ def test_declared_file_backbones_are_paired(
     err = capsys.readouterr().err.strip()
     assert "recorded with pretraining data 'blurred', not 'overlayed'" in err
     assert "--force" in err and "\n" not in err
+    # not declaring is not contradicting: the file says nothing, the record answers
+    assert bench("run", *common, "--backbone", blurred) == 0
+    assert "already done" in capsys.readouterr().out
     assert len(run_dirs(results)) == 2
 
 
