@@ -261,8 +261,8 @@ def test_every_field_is_a_flag_and_a_launched_run_makes_the_same_request(tmp_pat
     from benchmark.request import RunRequest, given_options, request_argv
 
     request = RunRequest(
-        task="cifar10", backbone="blurred_r18", seed=3, arch="resnet18", subset="tiny",
-        data_root=tmp_path / "data", download=True, results=tmp_path / "r",
+        task="cifar10", backbone="blurred_r18", seed=3, arch="resnet18", backbone_data="blurred",
+        subset="tiny", data_root=tmp_path / "data", download=True, results=tmp_path / "r",
         overrides={"optim.lr": 0.05, "input.image_size": 32, "optim.name": "adamw"},
         trainer={"gradient_clip_val": 0.5, "accumulate_grad_batches": 2}, devices="2",
         accelerator="cpu", precision="bf16-mixed", strategy="ddp", max_epochs=2, max_steps=7,
