@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import bench_subprocess, read_json
+from helpers import bench, read_json
 from synthetic_records import logits_with_correct, write_classification_run
 
 import benchmark
@@ -94,7 +94,9 @@ def test_a_record_of_a_newer_schema_is_named_not_guessed(tmp_path: Path) -> None
         read_record(run_dir)
 
 
-def test_a_broken_record_is_one_problem_line_and_one_error_line(tmp_path: Path) -> None:
+def test_a_broken_record_is_one_problem_line_and_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     results = tmp_path / "results"
     run_dirs = _pair(results, seeds=1)
     victim = run_dirs[1]
@@ -111,8 +113,7 @@ def test_a_broken_record_is_one_problem_line_and_one_error_line(tmp_path: Path) 
         assert field in problem.message, problem.message
 
     out = tmp_path / "site"
-    proc = bench_subprocess("leaderboard", "--results", results, "--out", out, "--no-plots")
-    assert proc.returncode == 0, proc.stderr
+    assert bench("leaderboard", "--results", results, "--out", out, "--no-plots") == 0
     lines = [line for line in (out / "leaderboard.md").read_text().splitlines()
              if "malformed record" in line]  # fmt: skip
     assert len(lines) == 1 and "backbone.arch" in lines[0]
@@ -120,10 +121,11 @@ def test_a_broken_record_is_one_problem_line_and_one_error_line(tmp_path: Path) 
     # the same record given to `bench run --config`: one line, exit 2, no traceback
     raw["request"] = {"task": "cifar10", "backbone": "blurred_r18"}
     (victim / "record.json").write_text(json.dumps(raw))
-    proc = bench_subprocess("run", "--config", victim)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert "malformed record" in proc.stderr and "backbone.arch" in proc.stderr
+    capsys.readouterr()
+    assert bench("run", "--config", victim) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "malformed record" in err and "backbone.arch" in err
 
 
 def test_a_completed_record_without_results_is_malformed(tmp_path: Path) -> None:
