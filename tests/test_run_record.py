@@ -183,3 +183,16 @@ def test_the_layout_names_what_the_store_writes(tmp_path: Path) -> None:
     assert layout.finished_run_dirs(work) == [written]
     assert read_json(written / "record.json") == {"schema": SCHEMA_VERSION, **record.as_dict()}
     assert layout.incomplete_writes() == []
+
+
+def test_the_record_and_the_layout_import_without_torch() -> None:
+    """The leaderboard reads records through these: they must not pull in the training stack."""
+    import subprocess
+    import sys
+
+    code = ("import sys, benchmark.layout, benchmark.run_record, benchmark.records, "
+            "benchmark.pretraining; print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'torch', 'torchvision', 'pytorch_lightning', 'lightning'}))")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
