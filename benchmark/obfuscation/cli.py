@@ -79,8 +79,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> dict[str, Callable[[argparse
     detect.add_argument("--out", dest="annotations_out", type=Path, required=True,
                         metavar="FILE", help="the annotation JSON to write")
     detect.add_argument("--threshold", type=float, default=None,
-                        help="keep faces whose detector score is at least this (the Haar "
-                        "cascade's level weight; default 0: every face the cascade accepts)")
+                        help="keep faces whose score (the cascade's last-stage level weight, "
+                        "about 50-60 for clear frontal faces) is at least this (default: keep "
+                        "every face the cascade accepts)")
     detect.add_argument("--draw", type=Path, default=None, metavar="DIR",
                         help="also save each image with its boxes drawn, as PNG, under DIR")
     stats = faces_sub.add_parser("stats", help="images with faces, faces per image, box "
