@@ -223,6 +223,7 @@ def test_user_mistakes_are_one_line_exit_2(tmp_path: Path, capsys: pytest.Captur
     assert main(["blur", "--annotations", str(moved), "--src", str(src), "--dst",
                  str(tmp_path / "d2")]) == 2
     assert "none of the 1 annotated images is under --src" in capsys.readouterr().err
+    assert not (tmp_path / "d2").exists()  # refused before anything is written
 
 
 def test_outputs_respect_the_umask(tmp_path: Path) -> None:

@@ -192,15 +192,8 @@ def obfuscate_dataset(annotations: Annotations | Path, src: Path, dst: Path, *,
         "reencode_faceless": reencode_faceless,
         "annotations_sha256": hashlib.sha256(annotations_json(table).encode()).hexdigest(),
     }  # fmt: skip
-    dst.mkdir(parents=True, exist_ok=True)
-    _claim_destination(dst, settings)
-    tmp_dir = dst / TMP_DIR
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tmp_dir.mkdir()
-
     index = _annotation_index(table)
-    summary, jobs, used = Summary(), [], set()
-    frozen_opts = tuple(sorted(opts.items()))
+    summary, planned, used = Summary(), [], set()
     for rel in _walk(src):
         summary.files += 1
         url = _match(rel, index)
@@ -213,18 +206,28 @@ def obfuscate_dataset(annotations: Annotations | Path, src: Path, dst: Path, *,
             summary.skipped_boxes += len(faces) - valid
             if valid or reencode_faceless:
                 boxes = faces
-        out = dst / rel
-        if out.exists():
-            summary.already_done += 1
-            continue
-        jobs.append(_Job(rel, str(src / rel), str(out), boxes, method, frozen_opts, quality,
-                         str(tmp_dir)))
+        planned.append((rel, boxes))
     summary.unmatched_annotations = sorted(set(table) - used)
     if table and not used:
         example = next(iter(table))
         raise BenchError(f"none of the {len(table)} annotated images is under --src {src} "
                          f"(e.g. {example}); annotation paths are relative to the dataset "
                          "root: pass the folder that holds them.")
+
+    dst.mkdir(parents=True, exist_ok=True)
+    _claim_destination(dst, settings)
+    tmp_dir = dst / TMP_DIR
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir()
+    frozen_opts = tuple(sorted(opts.items()))
+    jobs = []
+    for rel, boxes in planned:
+        out = dst / rel
+        if out.exists():
+            summary.already_done += 1
+            continue
+        jobs.append(_Job(rel, str(src / rel), str(out), boxes, method, frozen_opts, quality,
+                         str(tmp_dir)))
     started = time.perf_counter()
     try:
         for rel, error in _run(jobs, workers, progress):
