@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -283,3 +284,19 @@ def test_rerun_after_kill_9_keeps_finished_outputs_and_completes(tmp_path: Path)
         assert np.array_equal(np.asarray(Image.open(path)), np.asarray(expected))
     leftovers = [p for p in dst.rglob("*") if p.is_file() and p.suffix != ".png"]
     assert [p.name for p in leftovers] == [".blurbench-obfuscation.json"]
+
+
+def test_a_symlink_planted_in_dst_cannot_send_outputs_elsewhere(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src, annotations = _dataset(tmp_path)
+    dst, outside = tmp_path / "dst", tmp_path / "outside"
+    args = ["blur", "--annotations", str(annotations), "--src", str(src), "--dst", str(dst),
+            "--workers", "1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    shutil.rmtree(dst / "train/n01440764")
+    outside.mkdir()
+    (dst / "train/n01440764").symlink_to(outside)
+    assert main(args) == 2
+    assert "leads outside --dst" in capsys.readouterr().err
+    assert list(outside.iterdir()) == []

@@ -148,7 +148,7 @@ def detect_dataset(src: Path, out: Path, threshold: float | None = None,
                 img.load()
                 detections = detect_faces(img, detector, threshold)
                 picture = draw_detections(img, detections) if draw_dir is not None else None
-        except (OSError, UnidentifiedImageError, ValueError):
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
             unreadable.append(rel)
             continue
         faces += len(detections)

@@ -95,6 +95,8 @@ def obfuscate_image_bytes(path: Path, boxes: tuple[FaceBox, ...] | list[FaceBox]
 
 def _process(job: _Job) -> tuple[str, str | None]:
     """Write one output; a file that cannot be read or decoded is reported, not fatal."""
+    from PIL import Image
+
     try:
         if job.boxes is None:
             data = Path(job.src).read_bytes()
@@ -102,7 +104,8 @@ def _process(job: _Job) -> tuple[str, str | None]:
             data = obfuscate_image_bytes(Path(job.src), job.boxes, job.method,
                                          dict(job.options), job.quality)
         atomic_write_bytes(Path(job.dst), data, tmp_dir=Path(job.tmp_dir))
-    except (OSError, ValueError, SyntaxError) as err:  # PIL: OSError/ValueError; bad PNG chunks
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        # PIL raises OSError/ValueError on broken files, SyntaxError on broken PNG chunks
         return job.rel, f"{type(err).__name__}: {' '.join(str(err).split())}"
     return job.rel, None
 
@@ -145,6 +148,23 @@ def _check_folders(src: Path, dst: Path) -> None:
                          "folder outside the source (and not above it).")
 
 
+class _InsideCheck:
+    """Refuses an output whose folder resolves outside dst (a symlink planted in dst); checked
+    once per folder, since an ImageNet copy has a million files in two thousand folders."""
+
+    def __init__(self, dst: Path) -> None:
+        self.root = dst.resolve()
+        self.seen: set[Path] = set()
+
+    def check(self, out: Path) -> Path:
+        if out.parent not in self.seen:
+            if not out.parent.resolve().is_relative_to(self.root):
+                raise BenchError(f"{out.parent} leads outside --dst {self.root} (a symbolic "
+                                 "link?); remove it or use a new --dst.")
+            self.seen.add(out.parent)
+        return out
+
+
 def _claim_destination(dst: Path, settings: dict[str, object]) -> None:
     """Record the settings in dst, or check that an earlier run used the same ones."""
     marker = dst / SETTINGS_FILE
@@ -183,7 +203,9 @@ def obfuscate_dataset(annotations: Annotations | Path, src: Path, dst: Path, *,
     opts = check_options(method, dict(options or {}))
     if not 1 <= quality <= 100:
         raise BenchError(f"--quality must be 1-100 (JPEG quality), not {quality}.")
-    workers = workers or len(os.sched_getaffinity(0))
+    if workers is None:
+        usable = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every CPU
+        workers = len(usable(0)) if usable else (os.cpu_count() or 1)
     if workers < 1:
         raise BenchError(f"--workers must be at least 1, not {workers}.")
     _check_folders(src, dst)
@@ -220,9 +242,9 @@ def obfuscate_dataset(annotations: Annotations | Path, src: Path, dst: Path, *,
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir()
     frozen_opts = tuple(sorted(opts.items()))
-    jobs = []
+    jobs, inside = [], _InsideCheck(dst)
     for rel, boxes in planned:
-        out = dst / rel
+        out = inside.check(dst / rel)
         if out.exists():
             summary.already_done += 1
             continue
