@@ -300,3 +300,31 @@ def test_a_symlink_planted_in_dst_cannot_send_outputs_elsewhere(
     assert main(args) == 2
     assert "leads outside --dst" in capsys.readouterr().err
     assert list(outside.iterdir()) == []
+
+
+def test_reencode_faceless_resaves_listed_images_as_the_papers_script_did(tmp_path: Path) -> None:
+    src, _ = _dataset(tmp_path)
+    faceless = "train/n01443537/n01443537_9.JPEG"  # saved at quality 90
+    table = {faceless: [], "train/n01440764/n01440764_2.png": []}
+    obfuscate_dataset(table, src, tmp_path / "copied", workers=1, progress=False)
+    assert (tmp_path / "copied" / faceless).read_bytes() == (src / faceless).read_bytes()
+    obfuscate_dataset(table, src, tmp_path / "resaved", workers=1, reencode_faceless=True,
+                      progress=False)
+    reference = io.BytesIO()  # the paper: blur(img, url) with no box, then img.save(path)
+    paper_blur(Image.open(src / faceless).convert("RGB"), []).save(reference, "JPEG")
+    assert (tmp_path / "resaved" / faceless).read_bytes() == reference.getvalue()
+    assert reference.getvalue() != (src / faceless).read_bytes()
+
+
+def test_an_unreadable_image_is_listed_and_the_rest_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src, annotations = _dataset(tmp_path)
+    broken = src / "train/n01440764/n01440764_2.png"
+    broken.write_bytes(broken.read_bytes()[:200])  # truncated mid-file
+    dst = tmp_path / "dst"
+    assert main(["blur", "--annotations", str(annotations), "--src", str(src), "--dst",
+                 str(dst), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "FAILED train/n01440764/n01440764_2.png" in err and "1 file(s) could not" in err
+    assert not (dst / "train/n01440764/n01440764_2.png").exists()
+    assert (dst / "train/n01440764/n01440764_1.png").is_file()
