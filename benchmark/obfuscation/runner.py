@@ -183,7 +183,7 @@ def _claim_destination(dst: Path, settings: dict[str, object]) -> None:
     atomic_write_text(marker, json.dumps(settings, indent=1, sort_keys=True) + "\n")
 
 
-def obfuscate_dataset(annotations: Annotations | Path, src: Path, dst: Path, *,
+def obfuscate_dataset(annotations: Annotations | Path | str, src: Path | str, dst: Path | str, *,
                       method: str = "blur", options: dict[str, object] | None = None,
                       workers: int | None = None, quality: int = PAPER_JPEG_QUALITY,
                       reencode_faceless: bool = False, progress: bool = True) -> Summary:
@@ -198,7 +198,8 @@ def obfuscate_dataset(annotations: Annotations | Path, src: Path, dst: Path, *,
     from benchmark.obfuscation.annotations import read_annotations
 
     src, dst = Path(src), Path(dst)
-    table = read_annotations(annotations) if isinstance(annotations, Path) else annotations
+    table = (annotations if isinstance(annotations, dict)
+             else read_annotations(Path(annotations)))
     get_method(method)
     opts = check_options(method, dict(options or {}))
     if not 1 <= quality <= 100:
