@@ -27,10 +27,15 @@ def current_umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write via a temporary file in the same directory and rename, so no reader sees half."""
+def atomic_write_bytes(path: Path, data: bytes, tmp_dir: Path | None = None) -> Path:
+    """Write via a temporary file and rename, so no reader sees half.
+
+    The temporary file lies beside ``path`` unless ``tmp_dir`` (on the same file system) is
+    given: a writer of many files (``bench blur``) keeps its leftovers from a killed run in one
+    folder it can clear, instead of hidden files among the outputs.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir or path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), 0o666 & ~current_umask())

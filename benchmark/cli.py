@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder for the fixture data and the checkpoint, under the current one")
     demo.add_argument("--results", type=Path, default=None,
                       help="where the run record goes (default: <workdir>/results)")
+    from benchmark.obfuscation.cli import add_parsers as add_obfuscation_parsers
+
+    COMMANDS.update(add_obfuscation_parsers(sub))  # bench blur, obfuscate, faces
     _finish_help(parser)
     return parser
 
