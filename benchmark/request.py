@@ -65,6 +65,12 @@ class RunRequest:
         scope="run",
     )
     seed: int = option("seeds Python, NumPy and torch (pl.seed_everything)", 0, scope="run")
+    protocol: str | None = option(
+        "finetune (every parameter trained) | linear (L-BFGS logistic regression on cached "
+        "frozen features, C chosen on val) | linear_sgd (frozen backbone, SGD-trained head); "
+        "the same as --set protocol=...", None, choices=("finetune", "linear", "linear_sgd"),
+        shown_default="the task's",
+    )
     arch: str | None = option("architecture of a checkpoint file that does not name its own", None)
     subset: str = option("tiny | full | N examples per split", "full")
     data_root: Path = option("where datasets live", factory=paths.default_data_root,
