@@ -123,6 +123,10 @@ def test_cifar10_probe_run_records_c_curve_and_reuses_the_cache(
     assert {s: second["probe"]["features"][s]["key"] for s in ("train", "val", "test")} == {
         s: probe["features"][s]["key"] for s in ("train", "val", "test")}
     assert len([p for p in feature_cache.iterdir() if p.name != ".locks"]) == 3
+    # the leaderboard shows the probe as its own setting, by name
+    assert bench("leaderboard", "--results", tmp_path / "r", "--no-plots") == 0
+    board = (tmp_path / "r" / "leaderboard" / "leaderboard.md").read_text()
+    assert "CIFAR-10 · linear probe (L-BFGS) · tiny" in board
 
 
 def test_celeba_probe_is_one_problem_per_attribute(
