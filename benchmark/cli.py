@@ -131,10 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     cache_sub = cache.add_subparsers(dest="cache_command", required=True, metavar="{list,clear}",
                                      title="cache commands")
     cache_list = cache_sub.add_parser("list", help="entries with their task, split, backbone, "
-                                      "shape and size, and the total")
+                                      "shape and size, and the total",
+                                      epilog="example:\n  bench cache list\n"
+                                      "  bench cache list --json")  # fmt: skip
     cache_list.add_argument("--json", action="store_true", help="one JSON list instead of a table")
     clear = cache_sub.add_parser("clear", help="remove entries: all (--all) or those matching "
-                                 "every filter given")
+                                 "every filter given",
+                                 epilog="example:\n  bench cache clear --task cifar10 --split "
+                                 "test\n  bench cache clear --all")  # fmt: skip
     clear.add_argument("--all", action="store_true", help="remove every entry")
     for name, what in (("task", "a task name"), ("split", "train, val or test"),
                        ("arch", "an architecture, e.g. resnet50"),
