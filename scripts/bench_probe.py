@@ -126,8 +126,9 @@ def main() -> None:
     synth.add_argument("--test", type=int, default=10_000)
     synth.add_argument("--dim", type=int, default=2_048)
     synth.add_argument("--classes", type=int, default=10)
-    synth.add_argument("--separation", type=float, default=0.15,
-                       help="class-centre scale against unit noise: how separable the classes are")
+    synth.add_argument("--separation", type=float, default=0.08,
+                       help="class-centre scale against unit noise (0.08: ~89%% nearest-centroid "
+                       "accuracy, about a ResNet-50 probe on CIFAR-10)")
     synth.add_argument("--measure", type=int, default=45, help="C values fitted (of the 45)")
     synth.add_argument("--max-iter", type=int, default=1000)
     args = parser.parse_args()
