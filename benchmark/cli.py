@@ -8,9 +8,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from benchmark import paths
 from benchmark.errors import BenchError, EnvironmentFailure
+
+if TYPE_CHECKING:
+    from benchmark.feature_cache import Entry
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 title="commands")
 
-    _add_run_arguments(sub.add_parser("run", help="fine-tune one backbone on one task"))
+    _add_run_arguments(sub.add_parser(
+        "run", help="fine-tune (or linear-probe) one backbone on one task"))
 
     lst = sub.add_parser("list", help="list registered tasks or backbones")
     lst.add_argument("what", choices=["tasks", "backbones"], metavar="{tasks,backbones}",
@@ -122,6 +127,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="neither read nor write <results>/.cache/leaderboard-scores.npz "
                        "(per-run scores kept so a rebuild skips unchanged predictions)")
 
+    cache = sub.add_parser("cache", help="the feature cache of the linear probe: list, clear")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True, metavar="{list,clear}",
+                                     title="cache commands")
+    cache_list = cache_sub.add_parser("list", help="entries with their task, split, backbone, "
+                                      "shape and size, and the total",
+                                      epilog="example:\n  bench cache list\n"
+                                      "  bench cache list --json")  # fmt: skip
+    cache_list.add_argument("--json", action="store_true", help="one JSON list instead of a table")
+    clear = cache_sub.add_parser("clear", help="remove entries: all (--all) or those matching "
+                                 "every filter given",
+                                 epilog="example:\n  bench cache clear --task cifar10 --split "
+                                 "test\n  bench cache clear --all")  # fmt: skip
+    clear.add_argument("--all", action="store_true", help="remove every entry")
+    for name, what in (("task", "a task name"), ("split", "train, val or test"),
+                       ("arch", "an architecture, e.g. resnet50"),
+                       ("backbone", "a backbone sha256 or its first characters"),
+                       ("key", "an entry key or its first characters")):  # fmt: skip
+        clear.add_argument(f"--{name}", help=f"only entries of {what}")
+    clear.add_argument("--incomplete", action="store_true",
+                       help="only incomplete or unreadable entries (a crashed writer's leftovers)")
+
     demo = sub.add_parser("demo", help="offline demo: fixture data + untrained demo checkpoint")
     demo.add_argument("--workdir", type=Path, default=Path("demo"),
                       help="folder for the fixture data and the checkpoint, under the current one")
@@ -144,6 +170,7 @@ EXAMPLES: dict[str, str] = {
     "sweep": "bench sweep --backbones original_r50,blurred_r50 --tasks all --seeds 0-2 --dry-run",
     "leaderboard": "bench leaderboard --results results --out results/leaderboard",
     "demo": "bench demo --workdir /tmp/blurbench-demo",
+    "cache": "bench cache list\nbench cache clear --task cifar10\nbench cache clear --all",
 }
 
 
@@ -346,6 +373,64 @@ def demo_summary(record: dict[str, object], record_path: Path) -> list[str]:
     ]
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    """``bench cache``: what the linear probe's feature cache holds, and removing it."""
+    from benchmark.feature_cache import FeatureCache, human_bytes
+
+    cache = FeatureCache()
+    if args.cache_command == "list":
+        rows = [_cache_row(e) for e in cache.entries()]
+        if args.json:
+            print(json.dumps({"root": str(cache.root), "entries": rows}, indent=1))
+            return 0
+        columns = ["key", "task", "split", "subset", "arch", "backbone", "shape", "size",
+                   "created"]  # fmt: skip
+        cells = [[str(r[c] if c != "size" else human_bytes(r["bytes"])) for c in columns]
+                 for r in rows]  # fmt: skip
+        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+        print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+        for line in cells:
+            print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
+        total = sum(r["bytes"] for r in rows)
+        print(f"{len(rows)} entries, {human_bytes(total)} in {cache.root}")
+        return 0
+    filters = {n: getattr(args, n) for n in ("task", "split", "arch", "backbone", "key")
+               if getattr(args, n)}  # fmt: skip
+    if not filters and not args.all and not args.incomplete:
+        raise BenchError("bench cache clear: say what to remove: --all, or filters such as "
+                         "--task cifar10 --backbone <sha256 prefix>.")
+
+    def keep(entry: Entry) -> bool:
+        row = _cache_row(entry)
+        if args.incomplete and row["valid"]:
+            return True
+        for name, wanted in filters.items():
+            value = str(row["backbone_sha256" if name == "backbone" else name] or "")
+            if not (value.startswith(wanted) if name in ("backbone", "key") else value == wanted):
+                return True
+        return False
+
+    count, size = cache.clear(None if args.all else keep)
+    print(f"removed {count} entries ({human_bytes(size)}) from {cache.root}")
+    return 0
+
+
+def _cache_row(entry: Entry) -> dict[str, Any]:
+    manifest = entry.manifest or {}
+    parts = manifest.get("parts") or {}
+    shape = (manifest.get("files") or {}).get("features", {}).get("shape")
+    sha = parts.get("backbone_sha256")
+    return {
+        "key": entry.key[:12], "full_key": entry.key,
+        "task": parts.get("task", "-"), "split": parts.get("split", "-"),
+        "subset": parts.get("subset", "-"), "arch": parts.get("arch", "-"),
+        "backbone": str(sha)[:12] if sha else "-", "backbone_sha256": sha,
+        "shape": "x".join(map(str, shape)) if shape else "incomplete",
+        "bytes": entry.bytes, "created": manifest.get("created", "-"),
+        "valid": entry.valid, "path": str(entry.path),
+    }  # fmt: skip
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from benchmark.launchers import make_launcher
     from benchmark.request import given_options
@@ -402,6 +487,7 @@ COMMANDS = {
     "checkpoints": cmd_checkpoints,
     "sweep": cmd_sweep,
     "leaderboard": cmd_leaderboard,
+    "cache": cmd_cache,
 }
 
 

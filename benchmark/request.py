@@ -70,6 +70,12 @@ class RunRequest:
         scope="run",
     )
     seed: int = option("seeds Python, NumPy and torch (pl.seed_everything)", 0, scope="run")
+    protocol: str | None = option(
+        "finetune (every parameter trained) | linear (L-BFGS logistic regression on cached "
+        "frozen features, C chosen on val) | linear_sgd (frozen backbone, SGD-trained head); "
+        "the same as --set protocol=...", None, choices=("finetune", "linear", "linear_sgd"),
+        shown_default="the task's",
+    )
     arch: str | None = option("architecture of a checkpoint file that does not name its own", None)
     # Stored in the record's backbone provenance, not in the run key: it says what the weights
     # are, it does not change what training does (see benchmark.runner.declare_pretraining_data)

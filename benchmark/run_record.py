@@ -71,6 +71,16 @@ class TrainingRecord(RecordSection):
     resumed_from_step: int | None = None  # records before resumable runs lack it
 
 
+class ProbeRecord(RecordSection):
+    """``protocol: linear`` (:mod:`benchmark.protocols.linear`): the regularisation chosen on
+    the validation split, the curve it was chosen from, and the feature-cache entries used."""
+
+    chosen_C: float  # noqa: N815 - the name the Kornblith protocol and scikit-learn use
+    val_metric: str
+    val_curve: list[dict[str, float]]  # {"C": ..., "val_score": ...} along the grid
+    features: dict[str, Any] = Field(default_factory=dict)
+
+
 class RunRecord(BaseModel):
     """One run: what was asked, what it resolved to (``config``, the key's contents), where it
     ran and what came out. Fields are in the order they are written."""
@@ -104,6 +114,7 @@ class RunRecord(BaseModel):
     devices: int | None = None
     weights_file: str | None = None
     logs: dict[str, str] | None = None  # logger -> its file or folder, relative to the run
+    probe: ProbeRecord | None = None  # protocol linear only
 
     @model_validator(mode="after")
     def _results_of_a_completed_run(self) -> RunRecord:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.utilities.exceptions import MisconfigurationException
@@ -41,6 +42,7 @@ from benchmark.errors import BenchError, closest_names
 from benchmark.kinds import evaluate_predictions, get_kind, save_predictions
 from benchmark.layout import LAST_CHECKPOINT, LOGS, RUN_WEIGHTS_FILE
 from benchmark.pretraining import PRETRAINING_DATA
+from benchmark.protocols.linear import check_protocol
 from benchmark.records import RunKey, RunStore, config_hash
 from benchmark.request import PrintedConfig, RunRequest
 from benchmark.run_record import BackboneRecord, RunRecord, TrainingRecord
@@ -408,7 +410,14 @@ def plan_run(
     subset = parse_subset(request.subset)
     task = get_task(request.task)
     task = for_subset(task, str(subset))
-    task = apply_overrides(task, request.overrides)
+    if request.protocol is not None:
+        given = request.overrides.get("protocol", request.protocol)
+        if given != request.protocol:
+            raise BenchError(f"--protocol {request.protocol} and --set protocol={given} "
+                             f"disagree: give one of them.")
+    task = apply_overrides(task, {**request.overrides, **(
+        {"protocol": request.protocol} if request.protocol else {})})
+    check_protocol(task)
     if request.max_steps is not None and request.max_steps < 1:
         raise BenchError("--max-steps must be at least 1.")
     if request.max_epochs is not None and request.max_epochs < 1:
@@ -562,6 +571,13 @@ def execute(
         print(f"  data: {describe_data_identity(plan.data_identity)}")
         done = plan.completed()
         return RunOutcome(store.run_dir(key), done.as_dict() if done else {}, skipped=True)
+    if task.protocol == "linear":  # no LightningModule: features, then the L-BFGS probe
+        with store.lock(key):
+            done = None if request.force else plan.completed()
+            if done is not None:
+                print(f"already done: {store.run_dir(key)} (pass --force to run it again)")
+                return RunOutcome(store.run_dir(key), done.as_dict(), skipped=True)
+            return _probe_and_record(request, plan)
     # built before anything is written: a head that does not fit the data, an input too small
     # for the architecture, a bad --precision or --accelerator all write nothing
     pl.seed_everything(request.seed, workers=True, verbose=False)  # the new head's init too
@@ -597,9 +613,7 @@ def _train_and_record(
     """Fit, test and write the record. A run that fails once training has started leaves a
     failed record (status, error, traceback) that the leaderboard lists and the next run of
     the same key replaces; a mistake found before training writes nothing."""
-    task, subset, config, digest, key, store = (
-        plan.task, plan.subset, plan.config, plan.digest, plan.key, plan.store
-    )
+    task, key, store = plan.task, plan.key, plan.store
     backbone = plan.loaded
     assert backbone is not None
     datamodule = plan.datamodule
@@ -608,28 +622,8 @@ def _train_and_record(
         print(f"training {plan.run_dir} on {type(trainer.accelerator).__name__} x"
               f"{trainer.num_devices} ({request.precision})", flush=True)
 
-    started = _now()
     t0 = time.perf_counter()
-    # the record's fields in the order they are written; validated as a RunRecord at the end
-    record: dict[str, Any] = {
-        "task": task.name,
-        "kind": task.kind,
-        "protocol": task.protocol,
-        # the identity's provenance: the loaded backbone's, with --backbone-data applied
-        "backbone": BackboneRecord.model_validate(
-            {"name": plan.backbone.name, "arch": plan.backbone.arch, **plan.backbone.provenance}
-        ),
-        "seed": request.seed,
-        "subset": subset,
-        "request": request.as_record(),  # the options as given: `bench run --config` repeats
-        "config": config,
-        "config_hash": digest,
-        "code_version": code_version(),
-        "data": describe(task, request.data_root, datamodule.splits),
-        "hardware": hardware(),
-        "started": started,
-        "class_names": list(class_names),
-    }
+    record = _record_head(request, plan)
     test_ids = datamodule.splits["test"].example_ids
     workdir = plan.workdir
     resume, resumed_step = _resumable_checkpoint(plan.last_checkpoint)
@@ -689,6 +683,76 @@ def _train_and_record(
                           primary_process=False)  # fmt: skip
     run_dir = store.write(key, validated, write_files)
     shutil.rmtree(workdir, ignore_errors=True)
+    return RunOutcome(run_dir, validated.as_dict(), skipped=False)
+
+
+def _record_head(request: RunRequest, plan: PlannedRun) -> dict[str, Any]:
+    """What every record starts with, before the protocol trains anything: the fields in the
+    order they are written, validated as a :class:`RunRecord` when the record is complete."""
+    task = plan.task
+    return {
+        "task": task.name,
+        "kind": task.kind,
+        "protocol": task.protocol,
+        # the identity's provenance: the loaded backbone's, with --backbone-data applied
+        "backbone": BackboneRecord.model_validate(
+            {"name": plan.backbone.name, "arch": plan.backbone.arch, **plan.backbone.provenance}
+        ),
+        "seed": request.seed,
+        "subset": plan.subset,
+        "request": request.as_record(),  # the options as given: `bench run --config` repeats
+        "config": plan.config,
+        "config_hash": plan.digest,
+        "code_version": code_version(),
+        "data": describe(task, request.data_root, plan.datamodule.splits),
+        "hardware": hardware(),
+        "started": _now(),
+        "class_names": list(plan.datamodule.class_names),
+    }
+
+
+def _probe_and_record(request: RunRequest, plan: PlannedRun) -> RunOutcome:
+    """``protocol: linear``: the probe on cached features (:mod:`benchmark.protocols.linear`),
+    recorded like a fine-tuning run: same metrics from the same ``predictions.npz`` arrays, the
+    probe's choices in ``record["probe"]``; a failure once started leaves a failed record."""
+    from benchmark.protocols.linear import run_probe
+
+    task, key, store = plan.task, plan.key, plan.store
+    class_names = plan.datamodule.class_names
+    primary = task.metrics.primary
+    pl.seed_everything(request.seed, workers=True, verbose=False)
+
+    def val_score(logits: Any, targets: Any) -> float:  # the task's own primary metric
+        arrays = {"example_id": np.asarray([str(i) for i in range(len(targets))]),
+                  "target": np.asarray(targets).astype(np.int64),
+                  "logits": np.asarray(logits, np.float32)}  # fmt: skip
+        value = evaluate_predictions(task.kind, arrays, class_names, [primary],
+                                     groups=task.groups)[primary]  # fmt: skip
+        return float(value) if value is not None else float("-inf")
+
+    t0 = time.perf_counter()
+    record = _record_head(request, plan)
+    print(f"linear probe {plan.run_dir}", flush=True)
+    try:
+        outcome = run_probe(request, task, plan.loaded, plan.datamodule, plan.data_identity,
+                            plan.subset, val_score)  # fmt: skip
+        predictions = outcome.predictions
+        metrics = evaluate_predictions(
+            task.kind, predictions, class_names, [primary, *task.metrics.others],
+            groups=task.groups,
+        )  # fmt: skip
+        record.update(status="completed", metrics=metrics, primary_metric=primary,
+                      probe=outcome.probe)  # fmt: skip
+    except Exception as err:  # started and crashed: recorded as failed, then raised
+        record.update(status="failed", error=f"{type(err).__name__}: {err}",
+                      traceback=traceback.format_exc(limit=20), ended=_now(),
+                      wall_seconds=round(time.perf_counter() - t0, 3))  # fmt: skip
+        store.write(key, RunRecord.model_validate(record), lambda _d: None)
+        raise
+    record.update(ended=_now(), wall_seconds=round(time.perf_counter() - t0, 3),
+                  accelerator=outcome.probe["features"]["device"], devices=1)  # fmt: skip
+    validated = RunRecord.model_validate(record)
+    run_dir = store.write(key, validated, lambda d: save_predictions(d, predictions))
     return RunOutcome(run_dir, validated.as_dict(), skipped=False)
 
 

@@ -122,6 +122,31 @@ class ResourceSpec(_Strict):
     timeout_min: Annotated[int, Field(ge=1)] = 240  # a run cut off resumes from its checkpoint
 
 
+class ProbeSpec(_Strict):
+    """The linear probe (``protocol: linear``, Kornblith et al. 2019): L2-regularised logistic
+    regression on frozen features, its inverse strength C chosen on validation from
+    ``c_count`` log-spaced values between ``c_min`` and ``c_max`` (Kornblith's 45 from 1e-6 to
+    1e5). Part of the run key only for the linear protocol."""
+
+    c_min: Annotated[float, Field(gt=0)] = 1e-6
+    c_max: Annotated[float, Field(gt=0)] = 1e5
+    c_count: Annotated[int, Field(ge=1)] = 45
+    max_iter: Annotated[int, Field(ge=1)] = 1000  # L-BFGS iterations per C
+    tol: Annotated[float, Field(gt=0)] = 1e-4  # scikit-learn's default stopping tolerance
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ProbeSpec:
+        if self.c_min > self.c_max:
+            raise ValueError(f"probe.c_min {self.c_min} is above probe.c_max {self.c_max}")
+        return self
+
+
+# finetune: every parameter trained (the paper's protocol); linear: the L-BFGS probe on cached
+# frozen features (Kornblith et al.); linear_sgd: frozen backbone, SGD-trained head with the
+# task's augmentation (VISSL/MMPretrain "linear eval").
+Protocol = Literal["finetune", "linear", "linear_sgd"]
+
+
 class SmokeSpec(_Strict):
     """The tiny subset CI runs: examples per split, plus field overrides (small images)."""
 
@@ -139,7 +164,7 @@ class Task(_Strict):
     splits: Splits
     num_classes: Annotated[int, Field(ge=1)]
     metrics: MetricSpec
-    protocol: Literal["finetune", "linear"] = "finetune"
+    protocol: Protocol = "finetune"
     optim: OptimSpec
     schedule: ScheduleSpec = ScheduleSpec()
     train: TrainSpec
@@ -148,6 +173,7 @@ class Task(_Strict):
     smoke: SmokeSpec
     groups: dict[str, list[str]] = Field(default_factory=dict)  # e.g. CelebA attribute regions
     resources: ResourceSpec = ResourceSpec()
+    probe: ProbeSpec = ProbeSpec()
 
     @model_validator(mode="after")
     def _check_registries(self) -> Task:
@@ -179,8 +205,10 @@ class Task(_Strict):
 
     def resolved(self) -> dict[str, Any]:
         """The full config as plain JSON data: what the record stores and hashes (cluster
-        resources aside: they do not change a result)."""
-        return self.model_dump(mode="json", by_alias=True, exclude={"resources"})
+        resources aside: they do not change a result; the probe's options only for the probe,
+        so the keys of other protocols do not change with them)."""
+        exclude = {"resources"} if self.protocol == "linear" else {"resources", "probe"}
+        return self.model_dump(mode="json", by_alias=True, exclude=exclude)
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:

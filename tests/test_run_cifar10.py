@@ -129,15 +129,15 @@ def test_finetuning_changes_the_weights(cifar_root, paper_resnet18) -> None:
     assert module.network.fc.out_features == 10
 
 
-def test_linear_protocol_trains_only_the_head(cifar_root, paper_resnet18) -> None:
-    _, changed = _train_two_steps(cifar_root, paper_resnet18, "linear")
+def test_linear_sgd_protocol_trains_only_the_head(cifar_root, paper_resnet18) -> None:
+    _, changed = _train_two_steps(cifar_root, paper_resnet18, "linear_sgd")
     assert changed == {"fc.weight", "fc.bias"}  # BN statistics frozen too
 
 
-def test_linear_protocol_is_its_own_run(tmp_path, cifar_root, paper_resnet18) -> None:
+def test_linear_sgd_protocol_is_its_own_run(tmp_path, cifar_root, paper_resnet18) -> None:
     args = (*RUN, "--backbone", paper_resnet18, "--data-root", cifar_root, "--results", tmp_path,
-            "--max-steps", "1", "--set", "protocol=linear")  # fmt: skip
+            "--max-steps", "1", "--set", "protocol=linear_sgd")  # fmt: skip
     assert bench(*args) == 0
     (run_dir,) = run_dirs(tmp_path)
-    assert "/linear/" in str(run_dir)
+    assert "/linear_sgd/" in str(run_dir)
     assert read_json(run_dir / "record.json")["status"] == "completed"

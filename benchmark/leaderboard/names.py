@@ -7,7 +7,8 @@ plots use these names. An identifier with no entry reads as itself.
 from __future__ import annotations
 
 TASK_NAMES = {"cifar10": "CIFAR-10", "sun397": "SUN397", "celeba": "CelebA", "voc": "PASCAL VOC"}
-PROTOCOL_NAMES = {"finetune": "fine-tune", "linear": "linear probe"}
+PROTOCOL_NAMES = {"finetune": "fine-tune", "linear": "linear probe (L-BFGS)",
+                  "linear_sgd": "linear head (SGD)"}
 METRIC_NAMES = {
     "top1": "Top-1 accuracy",
     "mean_per_class_accuracy": "Mean per-class accuracy",

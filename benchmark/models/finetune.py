@@ -82,8 +82,10 @@ def check_input_size(network: nn.Module, task: Task) -> None:
 class FineTuneModule(pl.LightningModule):
     """A pretrained network with a new head, trained by the task's protocol.
 
-    ``protocol: finetune`` trains every parameter; ``linear`` trains only the head, with the
-    backbone frozen and its BatchNorm statistics fixed (a linear probe).
+    ``protocol: finetune`` trains every parameter; ``linear_sgd`` trains only the head with SGD
+    and the task's augmentation, the backbone frozen and its BatchNorm statistics fixed (the
+    VISSL/MMPretrain "linear eval"). ``linear``, the L-BFGS probe on cached features, trains no
+    LightningModule (:mod:`benchmark.protocols.linear`).
     """
 
     def __init__(self, network: nn.Module, task: Task, class_names: list[str]) -> None:
@@ -93,7 +95,7 @@ class FineTuneModule(pl.LightningModule):
         self.network = network
         self.head_name = replace_head(self.network, self.num_outputs())
         check_input_size(self.network, task)
-        if task.protocol == "linear":
+        if task.protocol == "linear_sgd":
             for name, param in self.network.named_parameters():
                 param.requires_grad = name.startswith(self.head_name + ".")
         self._test_chunks: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -106,12 +108,12 @@ class FineTuneModule(pl.LightningModule):
         return self.network(images)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        """A linear probe keeps the backbone in eval mode (BatchNorm statistics fixed).
+        """``linear_sgd`` keeps the backbone in eval mode (BatchNorm statistics fixed).
 
         Done per batch, not by overriding ``train()``: Lightning restores each submodule's
         mode after validation on its own, bypassing an override.
         """
-        if self.task.protocol == "linear":
+        if self.task.protocol == "linear_sgd":
             for name, module in self.network.named_modules():
                 if name and not name.startswith(self.head_name):
                     module.eval()
