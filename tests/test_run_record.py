@@ -54,7 +54,7 @@ def test_a_record_round_trips_with_unknown_fields_kept(tmp_path: Path) -> None:
     path = run_dir / "record.json"
     raw = read_json(path)
     # a newer version's section and a source-specific backbone field survive a read and write
-    raw["probe"] = {"features": "avgpool", "c_grid": [0.1, 1.0]}
+    raw["segmentation"] = {"decoder": "fpn", "c_grid": [0.1, 1.0]}
     raw["backbone"]["checkpoint_meta"] = {"epoch": 90}
     path.write_text(json.dumps(raw, indent=1) + "\n")
     record = read_record(run_dir)
