@@ -82,6 +82,10 @@ class Entry:
     valid: bool
 
 
+# the cache's own lock folder (not the results folder's, which benchmark.layout owns)
+LOCKS_DIR = "_locks"
+
+
 class FeatureCache:
     def __init__(self, root: Path | None = None) -> None:
         self.root = cache_root() if root is None else Path(root)
@@ -90,7 +94,7 @@ class FeatureCache:
         return self.root / key
 
     def _lock(self, key: str) -> FileLock:
-        locks = self.root / ".locks"
+        locks = self.root / LOCKS_DIR
         locks.mkdir(parents=True, exist_ok=True)
         return FileLock(locks / f"{key}.lock")
 
@@ -182,7 +186,7 @@ class FeatureCache:
         if not self.root.is_dir():
             return []
         out = []
-        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and p.name != ".locks"):
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and p.name != LOCKS_DIR):
             size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
             manifest = _read_manifest(folder)
             key = folder.name
