@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from helpers import bench
 
-from benchmark.feature_cache import FeatureCache, entry_key
+from benchmark.feature_cache import LOCKS_DIR, FeatureCache, entry_key
 from benchmark.features import EXTRACTOR_VERSION, key_parts
 
 BASE = dict(
@@ -131,7 +131,7 @@ def test_two_processes_extracting_the_same_entry_leave_one_valid_entry(tmp_path:
     assert marker.read_text().count("computed") == 1  # the second waited and read the first's
     entries = FeatureCache(root).entries()
     assert len(entries) == 1 and entries[0].valid
-    assert [p.name for p in root.iterdir() if p.name != ".locks"] == [entries[0].key]
+    assert [p.name for p in root.iterdir() if p.name != LOCKS_DIR] == [entries[0].key]
 
 
 def test_bench_cache_list_and_clear(tmp_path: Path, monkeypatch, capsys) -> None:

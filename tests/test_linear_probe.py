@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from benchmark.feature_cache import LOCKS_DIR
 from benchmark.protocols.linear_probe import accuracy, c_grid, fit_probe
 
 
@@ -122,7 +123,7 @@ def test_cifar10_probe_run_records_c_curve_and_reuses_the_cache(
     assert all(second["probe"]["features"][s]["hit"] for s in ("train", "val", "test"))
     assert {s: second["probe"]["features"][s]["key"] for s in ("train", "val", "test")} == {
         s: probe["features"][s]["key"] for s in ("train", "val", "test")}
-    assert len([p for p in feature_cache.iterdir() if p.name != ".locks"]) == 3
+    assert len([p for p in feature_cache.iterdir() if p.name != LOCKS_DIR]) == 3
     # the leaderboard shows the probe as its own setting, by name
     assert bench("leaderboard", "--results", tmp_path / "r", "--no-plots") == 0
     board = (tmp_path / "r" / "leaderboard" / "leaderboard.md").read_text()
