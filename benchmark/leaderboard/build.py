@@ -5,6 +5,7 @@ The only module that knows the order of the steps: collect, pair, compare, plot,
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,12 +16,12 @@ from benchmark.errors import BenchError
 from benchmark.leaderboard.collect import collect, group_settings
 from benchmark.leaderboard.compare import RunScoreLoader, compare
 from benchmark.leaderboard.formats import level_text
-from benchmark.leaderboard.model import Leaderboard
+from benchmark.leaderboard.model import ColumnDeltas, Leaderboard
 from benchmark.leaderboard.pairs import check_pair_names, find_pairs, parse_pairs
 from benchmark.leaderboard.plots import overview_data, plot_data, render_overview, render_plots
 from benchmark.leaderboard.render import render_csv, render_html, render_markdown, render_wide_csv
 from benchmark.score_cache import ScoreArrayCache
-from benchmark.stats import reuse_replicates
+from benchmark.stats import MIN_TEST_EXAMPLES, reuse_replicates
 
 
 def build(
@@ -75,9 +76,16 @@ def build(
 
     t0 = time.perf_counter()
     if plots:
-        views = [(comp, view) for comp in comparisons for view in comp.columns]
-        pngs = render_plots([plot_data(comp, view, confidence) for comp, view in views])
-        for (comp, view), png in zip(views, pngs, strict=True):
+        views = []
+        for comp in comparisons:
+            for view in comp.columns:
+                data = plot_data(comp, view, confidence)
+                if data.columns:
+                    views.append((comp, view, data))
+                else:
+                    view.plot_note = empty_plot_note(view)
+        pngs = render_plots([data for _, _, data in views])
+        for (comp, view, _), png in zip(views, pngs, strict=True):
             view.plot_file = f"plots/{_file_slug(comp.anchor)}-{_file_slug(view.metric)}.png"
             view.plot_png = png
     panels = overview_data(comparisons)
@@ -96,6 +104,14 @@ def build(
 
 OVERVIEW_FILE = "plots/overview.png"
 
+
+def empty_plot_note(view: ColumnDeltas) -> str:
+    """Why a view has no plot: no column has an interval to draw."""
+    if view.untested and view.untested == sum(1 for r in view.results
+                                              if math.isfinite(r.delta)):
+        return (f"No plot: every column has fewer than {MIN_TEST_EXAMPLES} test examples, so "
+                f"none has an interval to draw.")
+    return "No plot: no column has a delta with a finite interval to draw."
 
 
 def _file_slug(text: str) -> str:
