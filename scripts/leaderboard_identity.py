@@ -45,9 +45,11 @@ def pytest_configure(config: object) -> None:
     capture = os.environ.get(CAPTURE_ENV)
     if not capture:
         return
-    from benchmark import leaderboard
-    from benchmark.leaderboard import build
+    import importlib
 
+    from benchmark import leaderboard
+
+    build = importlib.import_module("benchmark.leaderboard.build")  # the module, not build()
     original = build.write
 
     def write(board, out, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -79,6 +81,7 @@ def capture(checkout: Path, into: Path, basetemp: Path) -> None:
     """Run the checkout's leaderboard tests with its own code, keeping every leaderboard."""
     shutil.rmtree(into, ignore_errors=True)
     shutil.rmtree(basetemp, ignore_errors=True)
+    basetemp.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, CAPTURE_ENV: str(into),
            "PYTHONPATH": os.pathsep.join([str(checkout), str(Path(__file__).resolve().parent)])}
     tests = [t for t in TESTS if (checkout / t).is_file()]
@@ -87,6 +90,8 @@ def capture(checkout: Path, into: Path, basetemp: Path) -> None:
     print(f"$ (cd {checkout} && {' '.join(cmd[1:])})", flush=True)
     done = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
     print("  " + (done.stdout.strip().splitlines() or ["(no output)"])[-1], flush=True)
+    if done.returncode not in (0, 1):  # 1: a test failed; the leaderboards are still kept
+        raise SystemExit(f"pytest exited {done.returncode}: {done.stderr.strip()[-2000:]}")
 
 
 def normalised(path: Path, basetemp: Path) -> str:
@@ -151,6 +156,9 @@ def compare(before: Path, after: Path, bt_before: Path, bt_after: Path,
         print(f"  {name}: {identical[name]} of {len(calls)} byte-identical")
     for what, n in sorted(allowed.items()):
         print(f"  allowed ({n} leaderboards): {what}")
+    if not calls:
+        print("RESULT: no leaderboard to compare")
+        return 1
     print("RESULT: " + ("identical apart from the allowed sections" if not failures
                         else f"{failures} unexpected differences"))
     return 1 if failures else 0
