@@ -19,7 +19,13 @@ from benchmark.leaderboard.formats import level_text
 from benchmark.leaderboard.model import ColumnDeltas, Leaderboard
 from benchmark.leaderboard.pairs import check_pair_names, find_pairs, parse_pairs
 from benchmark.leaderboard.plots import overview_data, plot_data, render_overview, render_plots
-from benchmark.leaderboard.render import render_csv, render_html, render_markdown, render_wide_csv
+from benchmark.leaderboard.render import (
+    render_context,
+    render_csv,
+    render_html,
+    render_markdown,
+    render_wide_csv,
+)
 from benchmark.score_cache import ScoreArrayCache
 from benchmark.stats import MIN_TEST_EXAMPLES, reuse_replicates
 
@@ -136,11 +142,13 @@ def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
         for view in comp.columns:
             if view.plot_png:
                 atomic_write_bytes(out / view.plot_file, view.plot_png)
+    ctx = render_context(board, out, top)
     written = {
-        "markdown": atomic_write_text(out / "leaderboard.md", render_markdown(board, out, top)),
+        "markdown": atomic_write_text(out / "leaderboard.md",
+                                      render_markdown(board, out, top, ctx)),
         "csv": atomic_write_text(out / "leaderboard.csv", render_csv(board, out)),
         "wide csv": atomic_write_text(out / "leaderboard_wide.csv", render_wide_csv(board)),
-        "html": atomic_write_text(out / "index.html", render_html(board, out, top)),
+        "html": atomic_write_text(out / "index.html", render_html(board, out, top, ctx)),
     }
     board.timings["write files"] = time.perf_counter() - t0
     return written

@@ -77,13 +77,19 @@ class RecordLinks:
     def __init__(self, results: Path, out: Path) -> None:
         self.results = Path(results)
         self.base = Path(os.path.relpath(self.results.resolve(), Path(out).resolve())).as_posix()
+        # str(Path) is normalised, so a run inside the results folder starts with this prefix;
+        # comparing strings is what relative_to does, without parsing 10,000s of paths again
+        self._prefix = str(self.results).rstrip(os.sep) + os.sep
 
     def __call__(self, path: Path, record: bool = True) -> str:
-        path = Path(path)
-        try:
-            inside = path.relative_to(self.results).as_posix()
-        except ValueError:
-            return path.as_posix()
+        text = str(path)
+        if text.startswith(self._prefix) and len(text) > len(self._prefix):
+            inside = text[len(self._prefix):].replace(os.sep, "/")
+        else:
+            try:
+                inside = Path(path).relative_to(self.results).as_posix()
+            except ValueError:
+                return Path(path).as_posix()
         target = f"{inside}/{RECORD_FILE}" if record else inside
         return target if self.base == "." else f"{self.base}/{target}"
 
@@ -257,7 +263,9 @@ def seeds_header(confidence: str) -> str:
     return f"mean ± half-width of the {confidence} interval over seeds"
 
 
-def _context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
+def render_context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
+    """What the markdown and the page show, as plain strings: computed once per write (for
+    10,000 runs it is seconds) and read by both."""
     links = _links(board, out)
     names = _setting_names(board)
     problems = [
@@ -333,8 +341,10 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
-def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
-    ctx = _context(board, out, top)
+def render_markdown(board: Leaderboard, out: Path, top: int = 10,
+                    ctx: dict[str, Any] | None = None) -> str:
+    """``ctx``: :func:`render_context` of the same arguments, when the caller has it."""
+    ctx = ctx if ctx is not None else render_context(board, out, top)
     lines = [
         "# blurbench leaderboard: original vs face-blurred ImageNet pretraining",
         "",
@@ -575,9 +585,11 @@ def script_hash(script: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
 
 
-def render_html(board: Leaderboard, out: Path, top: int = 10) -> str:
+def render_html(board: Leaderboard, out: Path, top: int = 10,
+                ctx: dict[str, Any] | None = None) -> str:
+    """``ctx``: :func:`render_context` of the same arguments, when the caller has it."""
     env = _environment()
-    ctx = _context(board, out, top)
+    ctx = dict(ctx if ctx is not None else render_context(board, out, top))
     ctx["badges"] = DATA_BADGE
     assert env.loader is not None
     script = env.loader.get_source(env, "sort.js")[0]  # inlined as is, so its hash holds
