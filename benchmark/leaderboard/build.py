@@ -5,7 +5,6 @@ The only module that knows the order of the steps: collect, pair, compare, plot,
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,9 +15,15 @@ from benchmark.errors import BenchError
 from benchmark.leaderboard.collect import collect, group_settings
 from benchmark.leaderboard.compare import RunScoreLoader, compare
 from benchmark.leaderboard.formats import level_text
-from benchmark.leaderboard.model import ColumnDeltas, Leaderboard
+from benchmark.leaderboard.model import Leaderboard
 from benchmark.leaderboard.pairs import check_pair_names, find_pairs, parse_pairs
-from benchmark.leaderboard.plots import overview_data, plot_data, render_overview, render_plots
+from benchmark.leaderboard.plots import (
+    empty_plot_note,
+    overview_data,
+    plot_data,
+    render_overview,
+    render_plots,
+)
 from benchmark.leaderboard.render import (
     render_context,
     render_csv,
@@ -27,7 +32,7 @@ from benchmark.leaderboard.render import (
     render_wide_csv,
 )
 from benchmark.score_cache import ScoreArrayCache
-from benchmark.stats import MIN_TEST_EXAMPLES, reuse_replicates
+from benchmark.stats import reuse_replicates
 
 
 def build(
@@ -110,14 +115,6 @@ def build(
 
 OVERVIEW_FILE = "plots/overview.png"
 
-
-def empty_plot_note(view: ColumnDeltas) -> str:
-    """Why a view has no plot: no column has an interval to draw."""
-    if view.untested and view.untested == sum(1 for r in view.results
-                                              if math.isfinite(r.delta)):
-        return (f"No plot: every column has fewer than {MIN_TEST_EXAMPLES} test examples, so "
-                f"none has an interval to draw.")
-    return "No plot: no column has a delta with a finite interval to draw."
 
 
 def _file_slug(text: str) -> str:
