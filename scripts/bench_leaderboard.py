@@ -11,6 +11,16 @@ and a WARM rebuild (unchanged runs: scores from the cache), and prints the time 
     python scripts/bench_leaderboard.py --plots               # with the per-class plots
     python scripts/bench_leaderboard.py --no-cache            # both builds without the cache
 
+``--process`` times what a user waits for instead: the whole ``bench leaderboard`` process,
+imports included, over 8, 1k, 10k and 100k records (``--sizes``), cold (no score cache, no
+output folder: the first build) then warm (the same command again), with the child's peak
+memory (``getrusage``'s max RSS, through ``os.wait4``), as a markdown table. ``--code DIR``
+times another checkout's code on the same records (``git archive <commit> | tar -x -C DIR``),
+so before and after come from one machine and one set of records:
+
+    python scripts/bench_leaderboard.py --process                      # this checkout
+    python scripts/bench_leaderboard.py --process --code /tmp/lb-old   # an older commit
+
 Layout: TASKS tasks x PAIRS (original, blurred) backbone pairs x SEEDS seeds = records
 (20 x 10 x 2 x 25 = 10,000 by default), 10 classes, EXAMPLES test examples per task, so 200
 comparisons of 3 scalar metrics and one per-class view each.
@@ -20,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,6 +94,69 @@ def write_results(root: Path, tasks: int, pairs: int, seeds: int, examples: int,
     return count
 
 
+# records -> (tasks, pairs, seeds): tasks x pairs x (original, blurred) x seeds records
+LAYOUTS = {8: (1, 2, 2), 1000: (2, 10, 25), 10_000: (20, 10, 25), 100_000: (200, 10, 25)}
+
+
+def results_folder(workdir: Path, tasks: int, pairs: int, seeds: int, examples: int,
+                   predictions: bool) -> Path:  # fmt: skip
+    """The synthetic results folder of a layout, written the first time it is asked for."""
+    tag = f"t{tasks}-p{pairs}-s{seeds}-n{examples}{'' if predictions else '-records'}"
+    results = workdir / tag
+    if not results.exists():
+        t0 = time.perf_counter()
+        partial = workdir / f"{tag}.partial"  # a killed writer leaves no half folder behind
+        shutil.rmtree(partial, ignore_errors=True)
+        n = write_results(partial, tasks, pairs, seeds, examples, predictions)
+        partial.rename(results)
+        print(f"wrote {n} synthetic records to {results} in {time.perf_counter() - t0:.1f} s",
+              file=sys.stderr)
+    return results
+
+
+def time_process(code: Path, results: Path, out: Path, extra: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one ``bench leaderboard`` process, imports included.
+    ``os.wait4`` gives this child's own rusage (``RUSAGE_CHILDREN`` would mix all children)."""
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    cmd = [sys.executable, "-m", "benchmark.cli", "leaderboard", "--results", str(results),
+           "--out", str(out), *extra]  # fmt: skip
+    t0 = time.perf_counter()
+    child = subprocess.Popen(cmd, env=env, cwd=code, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)  # fmt: skip
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - t0
+    child.returncode = os.waitstatus_to_exitcode(status)
+    err = child.stderr.read().decode() if child.stderr else ""
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {child.returncode}: {err.strip()[-500:]}")
+    return seconds, usage.ru_maxrss / 1024.0  # Linux: KiB
+
+
+def process_table(args: argparse.Namespace) -> None:
+    from benchmark.score_cache import CACHE_DIR
+
+    code = args.code.resolve()
+    extra = [] if args.plots else ["--no-plots"]
+    extra += ["--n-boot", str(args.n_boot)]
+    print(f"`bench leaderboard {' '.join(extra)}` process wall time, imports included; code: "
+          f"{code}; {os.cpu_count()} CPUs, load average at start "
+          f"{os.getloadavg()[0]:.1f}\n")
+    print("| records | cold (s) | warm (s) | peak RSS cold (MiB) | peak RSS warm (MiB) |")
+    print("|---:|---:|---:|---:|---:|")
+    for size in args.sizes:
+        tasks, pairs, seeds = LAYOUTS[size]
+        results = results_folder(args.workdir, tasks, pairs, seeds, args.examples,
+                                 not args.no_predictions)  # fmt: skip
+        out = args.workdir / f"{results.name}-site-{code.name}"
+        shutil.rmtree(results / CACHE_DIR, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+        cold = time_process(code, results, out, extra)
+        warm = time_process(code, results, out, extra)
+        print(f"| {size:,} | {cold[0]:.2f} | {warm[0]:.2f} | {cold[1]:.0f} | {warm[1]:.0f} |",
+              flush=True)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench-leaderboard"))
@@ -95,7 +170,20 @@ def main() -> None:
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--no-cache", action="store_true",
                         help="build without the score cache (as `bench leaderboard --no-cache`)")
+    parser.add_argument("--process", action="store_true",
+                        help="time whole `bench leaderboard` processes over --sizes records")
+    parser.add_argument("--sizes", type=lambda text: [int(x) for x in text.split(",")],
+                        default=list(LAYOUTS), help=f"with --process: record counts, of "
+                        f"{', '.join(map(str, LAYOUTS))}")
+    parser.add_argument("--code", type=Path, default=Path(__file__).resolve().parent.parent,
+                        help="with --process: the checkout whose code is timed")
     args = parser.parse_args()
+    if args.process:
+        unknown = [s for s in args.sizes if s not in LAYOUTS]
+        if unknown:
+            parser.error(f"--sizes {unknown}: use some of {list(LAYOUTS)}")
+        process_table(args)
+        return
 
     tag = (f"t{args.tasks}-p{args.pairs}-s{args.seeds}-n{args.examples}"
            f"{'-records' if args.no_predictions else ''}")  # fmt: skip

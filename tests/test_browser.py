@@ -1,5 +1,6 @@
 """The published page in a real browser: headless Debian Chromium (installed by .ci/run) loads
-index.html with no console error, and its tables, reference rows and plots render."""
+index.html with no console error (a script the Content-Security-Policy refused would log one),
+its tables, reference rows and plots render, and its tables sort by a clicked column."""
 
 from __future__ import annotations
 
@@ -84,9 +85,13 @@ def test_page_renders_without_errors(site: Path, browser, tmp_path: Path) -> Non
     # the overview figure is the first picture on the page, and it shows
     first = browser.find_elements(By.TAG_NAME, "img")[0]
     assert first.get_attribute("id") == "overview-plot" and first.is_displayed()
-    reference = browser.find_elements(By.CSS_SELECTOR, "tr.reference-row")
-    assert len(reference) == 16 and all("REFERENCE" in r.text for r in reference)
-    assert "resnet50" in reference[12].text and "75.461" in reference[12].text
+    # the paper's row for the one architecture run is shown; the 15 others are folded away
+    (shown,) = browser.find_elements(By.CSS_SELECTOR, "#reference-table tr.reference-row")
+    assert "REFERENCE" in shown.text and "resnet50" in shown.text and "75.461" in shown.text
+    folded = browser.find_elements(By.CSS_SELECTOR, "#reference-fold tr.reference-row")
+    assert len(folded) == 15 and not any(r.is_displayed() for r in folded)
+    browser.find_element(By.CSS_SELECTOR, "#reference-fold summary").click()
+    assert all(r.is_displayed() and "REFERENCE" in r.text for r in folded)
     assert browser.find_element(By.ID, "fixture-banner").is_displayed()
     assert "out of memory" in browser.find_element(By.ID, "problem-table").text
 
@@ -95,7 +100,7 @@ def test_page_renders_without_errors(site: Path, browser, tmp_path: Path) -> Non
         "return [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
     )
     assert sizes and all(done and w > 0 and h > 0 for done, w, h in sizes)
-    assert browser.execute_script("return document.scripts.length") == 0
+    assert browser.execute_script("return document.scripts.length") == 1  # the sort script
     assert "<script>alert(1)</script>" in browser.find_element(By.TAG_NAME, "body").text
 
     # every record link resolves to a record on disk
@@ -106,3 +111,47 @@ def test_page_renders_without_errors(site: Path, browser, tmp_path: Path) -> Non
     shot = tmp_path / "leaderboard.png"
     assert browser.save_screenshot(str(shot))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+
+
+def _column(table, index: int) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [row.find_elements(By.TAG_NAME, "td")[index].text
+            for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]  # fmt: skip
+
+
+def test_tables_sort_by_the_clicked_column(site: Path, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get((site / "index.html").as_uri())
+    affected = browser.find_element(By.CSS_SELECTOR, "table.affected")
+    served = _column(affected, 1)  # most affected first: by |delta|, as in the markdown
+    deltas = [float(d) for d in served]
+    assert deltas != sorted(deltas) and len(deltas) == 10
+    header = affected.find_elements(By.CSS_SELECTOR, "thead th")[1]
+    assert header.text.startswith("delta")
+    header.click()
+    assert [float(d) for d in _column(affected, 1)] == sorted(deltas)
+    assert header.get_attribute("aria-sort") == "ascending"
+    header.click()
+    assert [float(d) for d in _column(affected, 1)] == sorted(deltas, reverse=True)
+    assert header.get_attribute("aria-sort") == "descending"
+    # text columns sort as text, rows move whole (a class keeps its own delta)
+    pairs = dict(zip(_column(affected, 0), _column(affected, 1), strict=True))
+    affected.find_elements(By.CSS_SELECTOR, "thead th")[0].click()
+    names = _column(affected, 0)
+    assert names == sorted(names, key=str.lower)
+    assert dict(zip(names, _column(affected, 1), strict=True)) == pairs
+
+    # the backbone table ranks by the primary metric; sorting by rank puts the best first
+    backbones = browser.find_element(By.CSS_SELECTOR, "table.backbones")
+    rank = backbones.find_elements(By.CSS_SELECTOR, "thead th")[0]
+    assert rank.text.startswith("rank")
+    rank.click()
+    assert _column(backbones, 0) == ["1", "2"]
+    top1 = [float(c.split(" ")[0]) for c in _column(backbones, 4)]
+    assert top1 == sorted(top1, reverse=True)
+    rank.click()
+    assert _column(backbones, 0) == ["2", "1"]
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert errors == []

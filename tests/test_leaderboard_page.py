@@ -1,8 +1,11 @@
-"""The page's reader-facing parts: the overview figure, the wide CSV, human names."""
+"""The page's reader-facing parts: the overview figure, the wide CSV, human names, ranks, the
+sort script's Content-Security-Policy hash, reference rows, plots that would be empty."""
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io
 import re
 from pathlib import Path
@@ -153,8 +156,10 @@ def test_settings_and_metrics_read_as_names(tmp_path: Path) -> None:
     assert ",top1," in long and "Top-1 accuracy" not in long
     # every table that shows ± says once, in its header, what it means
     with_pm = [t for t in _tables(markdown) if any("±" in row for row in t[2:])]
-    # the two-seed setting's backbones and the paper's reference rows (one seed: no ±)
-    assert len(with_pm) == 2
+    # the two-seed setting's backbones only: one seed has no interval, and the paper's
+    # reference rows give their standard deviation as "(s.d. x)", so ± means one thing
+    assert len(with_pm) == 1
+    assert "77.853 (s.d. 0.117)" in markdown and "(s.d. 0.171)" in html
     for table in with_pm:
         assert table[0].count("±") == 1
     assert "mean ± half-width of the 95% interval over seeds" in with_pm[0][0]
@@ -162,3 +167,110 @@ def test_settings_and_metrics_read_as_names(tmp_path: Path) -> None:
         header = re.search(r"<tr>(.*?)</tr>", table, flags=re.S).group(1)
         if "±" in table.replace(header, ""):
             assert header.count("±") == 1, header
+
+
+def _html_tables(html: str, css_class: str) -> list[list[list[str]]]:
+    """Each table of the class, as rows of cell texts (tags stripped)."""
+    out = []
+    for table in re.findall(rf'<table class="{css_class}[^"]*">(.*?)</table>', html, flags=re.S):
+        body = table.split("<tbody>")[1]
+        out.append([[re.sub(r"<[^>]+>", "", c).strip()
+                     for c in re.findall(r"<td[^>]*>(.*?)</td>", row, flags=re.S)]
+                    for row in re.findall(r"<tr>(.*?)</tr>", body, flags=re.S)])  # fmt: skip
+    return out
+
+
+def test_backbones_are_ranked_by_the_primary_metric(tmp_path: Path) -> None:
+    results = _results(tmp_path / "results", tasks=("cifar10",))
+    board = leaderboard.build(results, n_boot=200, plots=False)
+    leaderboard.write(board, tmp_path / "site")
+    (table,) = _html_tables((tmp_path / "site" / "index.html").read_text(), "backbones")
+    (setting,) = board.settings
+    assert [r[1] for r in table] == [row.label for row in setting.rows]  # the markdown's order
+    means = {row.label: row.summaries["top1"].mean for row in setting.rows}
+    by_rank = sorted(table, key=lambda r: int(r[0]))
+    assert [int(r[0]) for r in by_rank] == [1, 2, 3, 4]
+    assert [means[r[1]] for r in by_rank] == sorted(means.values(), reverse=True)
+    # the planted drops: both originals above both blurred, resnet50's blurred last
+    assert by_rank[-1][1] == "blurred_resnet50"
+
+    # equal means share a rank
+    from benchmark.leaderboard.render import _ranks
+
+    tied = setting.rows[1].summaries["top1"]
+    setting.rows[0].summaries["top1"] = tied
+    ranks = _ranks(setting)
+    assert ranks[0] == ranks[1] and sorted(ranks).count(ranks[0]) == 2
+
+
+def test_the_sort_script_runs_by_its_hash_alone(tmp_path: Path) -> None:
+    results = _results(tmp_path / "results", tasks=("cifar10",))
+    leaderboard.write(leaderboard.build(results, n_boot=200, plots=False), tmp_path / "site")
+    html = (tmp_path / "site" / "index.html").read_text()
+    (policy,) = re.findall(r'http-equiv="Content-Security-Policy"\s+content="([^"]+)"', html)
+    sources = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert sources["default-src"] == "'none'" and "unsafe" not in sources["script-src"]
+    (script,) = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert sources["script-src"] == f"'sha256-{digest}'"
+    assert "table.sortable" in script and html.count("<script") == 1
+    # without the script the tables still have their rank column and data in the markdown order
+    assert html.count('class="backbones sortable"') == 1 and "<th title=\"by the primary" in html
+
+
+def test_reference_rows_only_for_the_architectures_run(tmp_path: Path) -> None:
+    results = _results(tmp_path / "results", tasks=("cifar10",))
+    leaderboard.write(leaderboard.build(results, n_boot=200, plots=False), tmp_path / "site")
+    html = (tmp_path / "site" / "index.html").read_text()
+    markdown = (tmp_path / "site" / "leaderboard.md").read_text()
+    shown = html[html.index('id="reference-table"'):html.index('id="reference-fold"')]
+    folded = html[html.index('id="reference-fold"'):html.index('id="problems"')]
+    assert re.findall(r"<td>(\w+)<span", shown) == ["resnet18", "resnet50"]
+    assert "<summary>The paper&#39;s other 13 architectures and their average" in folded
+    assert folded.count('class="reference-row"') == 14 and "resnet152" in folded
+    section = markdown[markdown.index("## Reference"):markdown.index("## Failed")]
+    visible, hidden = section.split("<details>")
+    assert visible.count("| resnet") == 2 and "| resnet50 | 75.461 (s.d. 0.198) |" in visible
+    assert "| resnet152 |" in hidden and "| average of the 15 models |" in hidden
+    # the CSV keeps every reference row: it is data, not a page
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "site" / "leaderboard.csv").read_text())))
+    assert sum(1 for r in rows if r["section"] == "reference") == 32
+
+    other = tmp_path / "other"  # no architecture of the paper: everything folded, said so
+    target = np.repeat(np.arange(10), 30)
+    write_classification_run(other, "original_vit", "vit_b_16", "original", 0,
+                             logits_with_correct(target, target >= 0, 10,
+                                                 np.random.default_rng(0)), target, CLASSES)
+    leaderboard.write(leaderboard.build(other, n_boot=200, plots=False), tmp_path / "o")
+    html = (tmp_path / "o" / "index.html").read_text()
+    assert "None of the paper's architectures was run here." in html
+    assert 'id="reference-table"' not in html and "other 15 architectures" in html
+
+
+def test_plots_that_would_be_empty_are_not_drawn(tmp_path: Path) -> None:
+    """Five test examples per class: no class has an interval, so the per-class plot would
+    hold no point; it is not drawn and the page says why."""
+    target = np.repeat(np.arange(10), 5)
+    rng = np.random.default_rng(0)
+    for seed in range(2):
+        for data, rate in (("original", 0.7), ("blurred", 0.6)):
+            write_classification_run(tmp_path / "results", f"{data}_r18", "resnet18", data, seed,
+                                     logits_with_correct(target, rng.random(50) < rate, 10, rng),
+                                     target, CLASSES)  # fmt: skip
+    board = leaderboard.build(tmp_path / "results", n_boot=200)
+    (comp,) = board.comparisons
+    (view,) = comp.columns
+    assert view.untested == 10 and view.plot_png == b"" and view.plot_file == ""
+    why = "No plot: every column has fewer than 10 test examples, so none has an interval"
+    assert view.plot_note.startswith(why)
+    leaderboard.write(board, tmp_path / "site")
+    assert sorted(p.name for p in (tmp_path / "site" / "plots").iterdir()) == ["overview.png"]
+    markdown = (tmp_path / "site" / "leaderboard.md").read_text()
+    html = (tmp_path / "site" / "index.html").read_text()
+    assert why in markdown and why in html
+    assert html.count('src="data:image/png;base64,') == 1  # the overview only
+    # with enough examples the same comparison has its plot
+    assert _results(tmp_path / "enough", tasks=("cifar10",))
+    enough = leaderboard.build(tmp_path / "enough", n_boot=200)
+    assert all(v.plot_png[:8] == PNG and not v.plot_note
+               for c in enough.comparisons for v in c.columns)

@@ -109,6 +109,7 @@ def test_wheel_ships_the_package_and_both_registries(wheel: Path) -> None:
     assert f"benchmark/{paths.PACKAGED_REGISTRY}/checkpoints/backbones.yaml" in names
     assert "benchmark/cli.py" in names and "benchmark/data/cifar.py" in names
     assert "benchmark/leaderboard/templates/index.html.j2" in names  # the page's template
+    assert "benchmark/leaderboard/templates/sort.js" in names  # and its sort script
     stray = sorted(n for n in names if not n.startswith(("benchmark/", "blurbench-")))
     assert not stray, f"the wheel installs more than the package: {stray}"
 

@@ -18,8 +18,20 @@ from benchmark.leaderboard.compare import RunScoreLoader, compare
 from benchmark.leaderboard.formats import level_text
 from benchmark.leaderboard.model import Leaderboard
 from benchmark.leaderboard.pairs import check_pair_names, find_pairs, parse_pairs
-from benchmark.leaderboard.plots import overview_data, plot_data, render_overview, render_plots
-from benchmark.leaderboard.render import render_csv, render_html, render_markdown, render_wide_csv
+from benchmark.leaderboard.plots import (
+    empty_plot_note,
+    overview_data,
+    plot_data,
+    render_overview,
+    render_plots,
+)
+from benchmark.leaderboard.render import (
+    render_context,
+    render_csv,
+    render_html,
+    render_markdown,
+    render_wide_csv,
+)
 from benchmark.score_cache import ScoreArrayCache
 from benchmark.stats import reuse_replicates
 
@@ -76,9 +88,16 @@ def build(
 
     t0 = time.perf_counter()
     if plots:
-        views = [(comp, view) for comp in comparisons for view in comp.columns]
-        pngs = render_plots([plot_data(comp, view, confidence) for comp, view in views])
-        for (comp, view), png in zip(views, pngs, strict=True):
+        views = []
+        for comp in comparisons:
+            for view in comp.columns:
+                data = plot_data(comp, view, confidence)
+                if data.columns:
+                    views.append((comp, view, data))
+                else:
+                    view.plot_note = empty_plot_note(view)
+        pngs = render_plots([data for _, _, data in views])
+        for (comp, view, _), png in zip(views, pngs, strict=True):
             view.plot_file = f"plots/{_file_slug(comp.anchor)}-{_file_slug(view.metric)}.png"
             view.plot_png = png
     panels = overview_data(comparisons)
@@ -120,11 +139,13 @@ def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
         for view in comp.columns:
             if view.plot_png:
                 atomic_write_bytes(out / view.plot_file, view.plot_png)
+    ctx = render_context(board, out, top)
     written = {
-        "markdown": atomic_write_text(out / "leaderboard.md", render_markdown(board, out, top)),
+        "markdown": atomic_write_text(out / "leaderboard.md",
+                                      render_markdown(board, out, top, ctx)),
         "csv": atomic_write_text(out / "leaderboard.csv", render_csv(board, out)),
         "wide csv": atomic_write_text(out / "leaderboard_wide.csv", render_wide_csv(board)),
-        "html": atomic_write_text(out / "index.html", render_html(board, out, top)),
+        "html": atomic_write_text(out / "index.html", render_html(board, out, top, ctx)),
     }
     board.timings["write files"] = time.perf_counter() - t0
     return written

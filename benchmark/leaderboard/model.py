@@ -133,6 +133,7 @@ class ColumnDeltas:
     plot_file: str = ""
     plot_png: bytes = b""
     untested: int = 0  # columns with too few examples for an interval (MIN_TEST_EXAMPLES)
+    plot_note: str = ""  # why there is no plot although plots are on
 
     def most_affected(self, top: int) -> list[int]:
         finite = [j for j, r in enumerate(self.results) if math.isfinite(r.delta)]

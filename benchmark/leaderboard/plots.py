@@ -16,6 +16,7 @@ import numpy as np
 from benchmark.leaderboard.formats import level_text
 from benchmark.leaderboard.model import ColumnDeltas, Comparison
 from benchmark.leaderboard.names import metric_name, task_name
+from benchmark.stats import MIN_TEST_EXAMPLES
 
 
 def _plain(text: str) -> str:
@@ -55,6 +56,14 @@ def plot_data(comp: Comparison, view: ColumnDeltas, confidence: float) -> PlotDa
                              dtype=bool),
         level=level_text(confidence),
     )
+
+
+def empty_plot_note(view: ColumnDeltas) -> str:
+    """Why a view has no plot (its :func:`plot_data` has no column): none has an interval."""
+    if view.untested and view.untested == sum(1 for r in view.results if math.isfinite(r.delta)):
+        return (f"No plot: every column has fewer than {MIN_TEST_EXAMPLES} test examples, so "
+                f"none has an interval to draw.")
+    return "No plot: no column has a delta with a finite interval to draw."
 
 
 def render_plot(data: PlotData) -> bytes:

@@ -1,16 +1,19 @@
 """The leaderboard's three faces: markdown, CSV (long format) and one self-contained HTML page.
 
-The HTML page needs no network at view time: CSS is inline, plots are base64 PNGs, there is no
-script, and a Content-Security-Policy forbids loading anything else. All text goes through
-Jinja2 with autoescaping on, so a class or backbone name can never become markup; links to
-records are URL-quoted relative paths. The page's template is a package file,
-``templates/index.html.j2``.
+The HTML page needs no network at view time: CSS is inline, plots are base64 PNGs, and a
+Content-Security-Policy forbids loading anything else. Its one script (``templates/sort.js``,
+sorting tables by a clicked column) runs because the policy names its sha256, computed here from
+the exact text inlined, so no other inline script could run; the page reads the same without
+it. All text goes through Jinja2 with autoescaping on, so a class or backbone name can never
+become markup; links to records are URL-quoted relative paths. The page's template is a package
+file, ``templates/index.html.j2``.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import io
 import math
 import os
@@ -31,7 +34,7 @@ from benchmark.leaderboard.formats import (
     signed,
     summary_text,
 )
-from benchmark.leaderboard.model import ColumnDeltas, Comparison, Leaderboard, MetricDelta
+from benchmark.leaderboard.model import ColumnDeltas, Comparison, Leaderboard, MetricDelta, Setting
 from benchmark.leaderboard.names import metric_name, setting_name
 from benchmark.leaderboard.reference import PAPER_IMAGENET_TOP1, PAPER_REPO
 from benchmark.records import RECORD_FILE
@@ -45,7 +48,8 @@ def method_text(confidence: float) -> str:
         f"Per backbone, each metric is the mean over training seeds with a {level} Student-t "
         "interval (no interval from one seed). Each backbone pretrained on face-blurred (or "
         "overlayed) ImageNet is paired with the original-data backbone of the same architecture, "
-        "from the pretraining-data field of the backbone registry kept in every record. The "
+        "from the pretraining data kept in every record (the backbone registry's field, or "
+        "--backbone-data for a checkpoint file). The "
         f"delta (compared minus original, in points) comes with a {level} paired bootstrap "
         "interval over test examples: each replicate resamples the test examples once, applies "
         "the same resample to both backbones and all their seeds, and recomputes the metric "
@@ -74,13 +78,19 @@ class RecordLinks:
     def __init__(self, results: Path, out: Path) -> None:
         self.results = Path(results)
         self.base = Path(os.path.relpath(self.results.resolve(), Path(out).resolve())).as_posix()
+        # str(Path) is normalised, so a run inside the results folder starts with this prefix;
+        # comparing strings is what relative_to does, without parsing 10,000s of paths again
+        self._prefix = str(self.results).rstrip(os.sep) + os.sep
 
     def __call__(self, path: Path, record: bool = True) -> str:
-        path = Path(path)
-        try:
-            inside = path.relative_to(self.results).as_posix()
-        except ValueError:
-            return path.as_posix()
+        text = str(path)
+        if text.startswith(self._prefix) and len(text) > len(self._prefix):
+            inside = text[len(self._prefix):].replace(os.sep, "/")
+        else:
+            try:
+                inside = Path(path).relative_to(self.results).as_posix()
+            except ValueError:
+                return Path(path).as_posix()
         target = f"{inside}/{RECORD_FILE}" if record else inside
         return target if self.base == "." else f"{self.base}/{target}"
 
@@ -128,14 +138,39 @@ def _view_caption(view: ColumnDeltas, alpha: float) -> str:
     return caption
 
 
-def _reference_rows() -> Iterator[dict[str, str]]:
+def _reference_rows(run_archs: set[str]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """The paper's rows for the architectures run here (shown), and the others (folded away).
+    Their spread is a standard deviation over runs, written ``(s.d. x)``: on this page ``±``
+    means only the half-width of an interval over seeds."""
+    shown, folded = [], []
     for arch, orig, orig_sd, blur, blur_sd in PAPER_IMAGENET_TOP1:
-        yield {
+        row = {
             "model": arch,
-            "original": f"{orig:.3f}" + (f" ± {orig_sd:.3f}" if orig_sd is not None else ""),
-            "blurred": f"{blur:.3f}" + (f" ± {blur_sd:.3f}" if blur_sd is not None else ""),
+            "original": f"{orig:.3f}" + (f" (s.d. {orig_sd:.3f})" if orig_sd is not None else ""),
+            "blurred": f"{blur:.3f}" + (f" (s.d. {blur_sd:.3f})" if blur_sd is not None else ""),
             "delta": f"{blur - orig:+.3f}",
         }
+        (shown if arch in run_archs else folded).append(row)
+    return shown, folded
+
+
+def reference_fold_text(folded: list[dict[str, str]]) -> str:
+    """The label of the fold that holds the reference rows of architectures not run here."""
+    models = sum(1 for r in folded if not r["model"].startswith("average"))
+    extra = " and their average" if len(folded) > models else ""
+    return f"The paper's other {models} architectures{extra} (not run here)"
+
+
+def _ranks(setting: Setting) -> list[str]:
+    """Each row's rank by the primary metric's mean over seeds, highest first; equal means
+    share a rank (1, 2, 2, 4) and a row without the metric has none."""
+    means = []
+    for row in setting.rows:
+        summary = row.summaries.get(setting.primary)
+        means.append(summary.mean if summary is not None and math.isfinite(summary.mean)
+                     else None)
+    ranked = [m for m in means if m is not None]
+    return ["" if m is None else str(1 + sum(1 for other in ranked if other > m)) for m in means]
 
 
 def _setting_context(board: Leaderboard, links: RecordLinks, top: int) -> list[dict[str, Any]]:
@@ -147,8 +182,9 @@ def _setting_context(board: Leaderboard, links: RecordLinks, top: int) -> list[d
         by_setting.setdefault(id(comp.setting), []).append(comp)
     for setting in board.settings:
         rows = []
-        for row in setting.rows:
+        for row, rank in zip(setting.rows, _ranks(setting), strict=True):
             rows.append({
+                "rank": rank,
                 "label": row.label,
                 "arch": row.arch,
                 "data": row.data,
@@ -178,6 +214,7 @@ def _setting_context(board: Leaderboard, links: RecordLinks, top: int) -> list[d
                         "caption": _view_caption(view, board.alpha),
                         "rows": list(_view_rows(view, top)),
                         "plot_file": view.plot_file,
+                        "plot_note": view.plot_note,
                         "plot_b64": base64.b64encode(view.plot_png).decode() if view.plot_png
                         else "",
                     }
@@ -197,6 +234,7 @@ def _setting_context(board: Leaderboard, links: RecordLinks, top: int) -> list[d
             "metrics": setting.scalar_metrics,
             "metric_names": [metric_name(m) for m in setting.scalar_metrics],
             "primary": setting.primary,
+            "primary_name": metric_name(setting.primary),
             "rows": rows,
             "comparisons": comps,
         })
@@ -226,7 +264,9 @@ def seeds_header(confidence: str) -> str:
     return f"mean ± half-width of the {confidence} interval over seeds"
 
 
-def _context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
+def render_context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
+    """What the markdown and the page show, as plain strings: computed once per write (for
+    10,000 runs it is seconds) and read by both."""
     links = _links(board, out)
     names = _setting_names(board)
     problems = [
@@ -256,6 +296,7 @@ def _context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
             "a_value": row["a"],
             "b_value": row["b"],
         })
+    shown, folded = _reference_rows({row.arch for s in board.settings for row in s.rows})
     return {
         "generated": board.generated,
         "results": str(board.results),
@@ -267,11 +308,14 @@ def _context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
         "settings": _setting_context(board, links, top),
         "summary": summary,
         "problems": problems,
-        "reference": list(_reference_rows()),
+        "reference": shown,
+        "reference_folded": folded,
         "paper_repo": PAPER_REPO,
         "method": method_text(board.confidence),
         "n_boot": board.n_boot,
         "confidence": level_text(board.confidence),
+        "alpha": f"{board.alpha:.4g}",
+        "min_examples": MIN_TEST_EXAMPLES,
         "seeds_header": seeds_header(level_text(board.confidence)),
         "overview_file": board.overview_file,
         "overview_b64": base64.b64encode(board.overview_png).decode() if board.overview_png
@@ -298,8 +342,10 @@ def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
-def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
-    ctx = _context(board, out, top)
+def render_markdown(board: Leaderboard, out: Path, top: int = 10,
+                    ctx: dict[str, Any] | None = None) -> str:
+    """``ctx``: :func:`render_context` of the same arguments, when the caller has it."""
+    ctx = ctx if ctx is not None else render_context(board, out, top)
     lines = [
         "# blurbench leaderboard: original vs face-blurred ImageNet pretraining",
         "",
@@ -382,6 +428,8 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
                 )
                 if view["plot_file"]:
                     lines += [f"![{md(view['name'])} deltas]({quote(view['plot_file'])})", ""]
+                elif view["plot_note"]:
+                    lines += [md(view["plot_note"]), ""]
             for note in comp["notes"]:
                 lines += [f"- note: {md(note)}"]
             if comp["notes"]:
@@ -392,14 +440,27 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10) -> str:
         "From the README of the paper's repository "
         f"({ctx['paper_repo']}, `analysis/overall_accuracy.py`, Table 3 of Yang et al., ICML "
         "2022): ImageNet validation top-1 (%) of models trained on original vs face-blurred "
-        "images, mean ± std over runs. **Reference rows, not results of this benchmark.**",
+        "images, mean (standard deviation) over runs. **Reference rows, not results of this "
+        "benchmark.**",
         "",
     ]
-    lines += _md_table(
-        ["model (reference; mean ± std over runs)", "original", "blurred",
-         "delta (blurred − original)"],
-        [[md(r["model"]), r["original"], r["blurred"], r["delta"]] for r in ctx["reference"]],
-    )
+    header = ["model (reference; mean (s.d.) over runs)", "original", "blurred",
+              "delta (blurred − original)"]
+
+    def reference_table(rows: list[dict[str, str]]) -> list[str]:
+        return _md_table(header, [[md(r["model"]), r["original"], r["blurred"], r["delta"]]
+                                  for r in rows])
+
+    if ctx["reference"]:
+        lines += reference_table(ctx["reference"])
+    else:
+        lines += ["None of the paper's architectures was run here.", ""]
+    if ctx["reference_folded"]:
+        # GitHub and most markdown viewers fold a <details> block; the table needs blank lines
+        lines += ["<details>", f"<summary>{reference_fold_text(ctx['reference_folded'])}"
+                  "</summary>", ""]
+        lines += reference_table(ctx["reference_folded"])
+        lines += ["</details>", ""]
     lines += ["## Failed, unreadable or unused records", ""]
     if ctx["problems"]:
         lines += _md_table(
@@ -520,7 +581,19 @@ def _environment() -> Environment:
     return env
 
 
-def render_html(board: Leaderboard, out: Path, top: int = 10) -> str:
-    ctx = _context(board, out, top)
+def script_hash(script: str) -> str:
+    """The Content-Security-Policy source that lets exactly this inline script run."""
+    return "sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+
+
+def render_html(board: Leaderboard, out: Path, top: int = 10,
+                ctx: dict[str, Any] | None = None) -> str:
+    """``ctx``: :func:`render_context` of the same arguments, when the caller has it."""
+    env = _environment()
+    ctx = dict(ctx if ctx is not None else render_context(board, out, top))
     ctx["badges"] = DATA_BADGE
-    return _environment().get_template("index.html.j2").render(**ctx)
+    assert env.loader is not None
+    script = env.loader.get_source(env, "sort.js")[0]  # inlined as is, so its hash holds
+    ctx["sort_script"], ctx["script_hash"] = script, script_hash(script)
+    ctx["reference_fold"] = reference_fold_text(ctx["reference_folded"])
+    return env.get_template("index.html.j2").render(**ctx)
