@@ -100,9 +100,10 @@ class InputSpec(_Strict):
 
 class DetectionSpec(_Strict):
     """Detector options (kind ``detection`` only). Sizes are what torchvision's
-    ``GeneralizedRCNNTransform`` and mmdet's ``Resize(keep_ratio=True)`` take: the shorter side (one value, or a list to pick from
-    at random per batch when training) and a cap on the longer side. The detector resizes inside
-    its forward pass and maps its boxes back to the original image, so the data stays unresized."""
+    ``GeneralizedRCNNTransform`` and mmdet's ``Resize(keep_ratio=True)`` take: the shorter side
+    (one value, or a list to pick from at random per batch when training) and a cap on the
+    longer side. The detector resizes inside its forward pass and maps its boxes back to the
+    original image, so the data stays unresized."""
 
     train_min_size: Annotated[int, Field(ge=16)] | list[Annotated[int, Field(ge=16)]] = 600
     train_max_size: Annotated[int, Field(ge=16)] = 1000
