@@ -10,8 +10,8 @@ imports ``pkg_resources`` (``setuptools<81``). So this script
 
 1. uses an already built wheel when one is cached (``--wheel``, ``--wheel-cache``,
    ``$BENCH_WHEEL_CACHE``, else ``$BENCH_CACHE_DIR/wheels`` or ``~/.cache/blurbench/wheels``)
-   and its sha256 is known: pinned below, or recorded in ``<wheel>.sha256`` when this script
-   built it. A wheel whose bytes do not match is refused, never installed;
+   and its sha256 is known: recorded in ``<wheel>.sha256`` when this script built it, else
+   pinned below. A wheel whose bytes do not match is refused, never installed;
 2. otherwise downloads mmcv's sdist with pip (``--require-hashes``: pip checks the pinned
    sha256), changes the one flag, builds the wheel with mmcv's C++ ops (CPU ops; CUDA ops too
    where ``nvcc`` and a GPU are present) against the installed torch, and caches it;
@@ -112,19 +112,18 @@ def default_cache_dir() -> Path:
 
 
 def expected_sha256(wheel: Path, target: Target) -> str | None:
-    """The sha256 a cached wheel must have: pinned, or recorded when this script built it."""
-    pinned = PINNED_WHEELS.get((wheel.name, target.torch, target.ops))
-    if pinned:
-        return pinned
+    """The sha256 a cached wheel must have: the one recorded next to it when this script built
+    it (builds are not bit-reproducible, so a wheel built here differs from the pinned one),
+    else the pinned one."""
     sidecar = wheel.with_name(wheel.name + target.sidecar_suffix)
     if sidecar.is_file():
         try:
             recorded = json.loads(sidecar.read_text())
         except (OSError, ValueError):
-            return None
+            recorded = {}
         if recorded.get("torch") == target.torch and recorded.get("ops") == target.ops:
             return str(recorded.get("sha256"))
-    return None
+    return PINNED_WHEELS.get((wheel.name, target.torch, target.ops))
 
 
 def checked_wheel(wheel: Path, target: Target) -> Path:
