@@ -156,7 +156,7 @@ def test_a_killed_run_resumes_and_records_like_the_torchvision_engine(
     results = tmp_path / "results"
     args = ["run", "--task", "voc", "--subset", "tiny", "--accelerator", "cpu", "--num-workers",
             "0", "--backbone", str(paper_resnet18), "--data-root", str(voc_root), "--results",
-            str(results), "--max-steps", "4", "--checkpoint-every-n-steps", "1", "--set",
+            str(results), "--max-steps", "3", "--checkpoint-every-n-steps", "1", "--set",
             "detection.engine=mmdet"]  # fmt: skip
     log = tmp_path / "run.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -171,8 +171,9 @@ def test_a_killed_run_resumes_and_records_like_the_torchvision_engine(
     (run_dir,) = run_dirs(results)
     record = read_json(run_dir / "record.json")
     training = record["training"]
-    assert 2 <= training["resumed_from_step"] < 4 and training["steps"] == 4
-    assert len(training["losses"]) == 4 - training["resumed_from_step"]
+    # "step 2" is printed as the step's checkpoint is written: the kill finds step 1 or 2 saved
+    assert 1 <= training["resumed_from_step"] < 3 and training["steps"] == 3
+    assert len(training["losses"]) == 3 - training["resumed_from_step"]  # none trained twice
     assert all(np.isfinite(training["losses"]))
     assert record["status"] == "completed" and record["kind"] == "detection"
     assert record["config"]["task"]["detection"]["engine"] == "mmdet"
