@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.atomic import atomic_write_text
+from benchmark.atomic import atomic_write_text, current_umask
 from benchmark.errors import BenchError, EnvironmentFailure
 
 MMCV_VERSION = "2.1.0"
@@ -56,6 +56,7 @@ PINNED_WHEELS: dict[tuple[str, str, str], str] = {
 # The one change to mmcv 2.1.0's setup.py (see the module docstring).
 CXX_FLAG_OLD, CXX_FLAG_NEW = "-std=c++17", "-std=c++20"
 BUILD_REQUIREMENTS = ["setuptools<81", "wheel"]
+SIDECAR_SUFFIX = ".sha256"  # <wheel>.sha256: JSON {sha256, torch, ops} of a wheel built here
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,6 @@ class Target:
     name: str
     torch: str
     ops: str  # "cpu" or "cuda"
-
-    @property
-    def sidecar_suffix(self) -> str:
-        return ".sha256"
 
 
 def sha256_file(path: Path) -> str:
@@ -115,7 +112,7 @@ def expected_sha256(wheel: Path, target: Target) -> str | None:
     """The sha256 a cached wheel must have: the one recorded next to it when this script built
     it (builds are not bit-reproducible, so a wheel built here differs from the pinned one),
     else the pinned one."""
-    sidecar = wheel.with_name(wheel.name + target.sidecar_suffix)
+    sidecar = wheel.with_name(wheel.name + SIDECAR_SUFFIX)
     if sidecar.is_file():
         try:
             recorded = json.loads(sidecar.read_text())
@@ -218,19 +215,13 @@ def build_wheel(source: Path, cache: Path, target: Target) -> Path:
         digest = sha256_file(built)
         wheel = cache / target.name
         os.replace(built, wheel)
-        os.chmod(wheel, 0o666 & ~_umask())
+        os.chmod(wheel, 0o666 & ~current_umask())  # the umask, as any new file
     atomic_write_text(
-        wheel.with_name(wheel.name + target.sidecar_suffix),
+        wheel.with_name(wheel.name + SIDECAR_SUFFIX),
         json.dumps({"sha256": digest, "torch": target.torch, "ops": target.ops}) + "\n",
     )
     print(f"built {wheel} (sha256 {digest})", flush=True)
     return wheel
-
-
-def _umask() -> int:
-    from benchmark.atomic import current_umask
-
-    return current_umask()
 
 
 def install_commands(wheel: Path, constraint: Path | None) -> list[str]:
