@@ -1,6 +1,8 @@
 """Object detection: Faster R-CNN + FPN around a registered ResNet, VOC07 mAP, saved detections.
 
-The detector is torchvision's ``FasterRCNN`` with the ``BackboneWithFPN`` that torchvision's
+With ``detection.engine: torchvision`` (the default; ``mmdet`` is
+:mod:`benchmark.models.mmdet_detection`, a subclass of this module that swaps the detector)
+the detector is torchvision's ``FasterRCNN`` with the ``BackboneWithFPN`` that torchvision's
 own ``fasterrcnn_resnet50_fpn`` uses (``_resnet_fpn_extractor``), built on the registry's
 ResNet: its ImageNet weights initialise the backbone, BatchNorm is frozen (statistics and
 affine parameters fixed, as in every standard detection recipe: detection batches are too small
