@@ -25,7 +25,8 @@ from benchmark.metrics import MetricValue, compute_metrics
 @dataclass(frozen=True)
 class KindSpec:
     datamodule: type
-    module: type
+    # (network, task, class names) -> the LightningModule: a class, or a factory choosing one
+    module: Callable[..., Any]
     # (module.test_outputs, test example ids) -> the arrays predictions.npz holds. Built once and
     # used both to save and to evaluate, so the record is what the file recomputes, exactly.
     prediction_arrays: Callable[[dict[str, Any], list[str]], dict[str, np.ndarray]]

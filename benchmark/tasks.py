@@ -100,9 +100,10 @@ class InputSpec(_Strict):
 
 class DetectionSpec(_Strict):
     """Detector options (kind ``detection`` only). Sizes are what torchvision's
-    ``GeneralizedRCNNTransform`` takes: the shorter image side (one value, or a list to pick from
-    at random per batch when training) and a cap on the longer side. The detector resizes inside
-    its forward pass and maps its boxes back to the original image, so the data stays unresized."""
+    ``GeneralizedRCNNTransform`` and mmdet's ``Resize(keep_ratio=True)`` take: the shorter side
+    (one value, or a list to pick from at random per batch when training) and a cap on the
+    longer side. The detector resizes inside its forward pass and maps its boxes back to the
+    original image, so the data stays unresized."""
 
     train_min_size: Annotated[int, Field(ge=16)] | list[Annotated[int, Field(ge=16)]] = 600
     train_max_size: Annotated[int, Field(ge=16)] = 1000
@@ -110,6 +111,9 @@ class DetectionSpec(_Strict):
     test_max_size: Annotated[int, Field(ge=16)] = 1000
     trainable_backbone_layers: Annotated[int, Field(ge=0, le=5)] = 3  # of conv1, layer1..layer4
     horizontal_flip: bool = True  # training augmentation, boxes flipped with the image
+    # Whose Faster R-CNN: torchvision's, or mmdetection's (the paper's; an optional install,
+    # benchmark.models.mmdet_detection). Part of the run key, like every task field.
+    engine: Literal["torchvision", "mmdet"] = "torchvision"
 
 
 class ResourceSpec(_Strict):

@@ -97,6 +97,17 @@ class Setting:
         return any(row.fixture for row in self.rows)
 
     @property
+    def engine(self) -> str | None:
+        """A detection setting's ``detection.engine`` (records from before the field existed
+        ran torchvision's detector); None for other kinds."""
+        if self.kind != "detection" or not self.rows or not self.rows[0].runs:
+            return None
+        task = self.rows[0].runs[0].record["config"].get("task")
+        detection = task.get("detection") if isinstance(task, dict) else None
+        engine = detection.get("engine") if isinstance(detection, dict) else None
+        return str(engine or "torchvision")
+
+    @property
     def title(self) -> str:
         return f"{self.task} · {self.protocol} · subset {self.subset} · setting {self.setting}"
 

@@ -38,7 +38,15 @@ def metric_name(metric: str) -> str:
     return METRIC_NAMES.get(metric, metric)
 
 
-def setting_name(task: str, protocol: str, subset: str) -> str:
-    """``CIFAR-10 · fine-tune · tiny``; the config hash that also tells settings apart is left
-    to the caller (shown only where two settings share this name, and always in small print)."""
-    return f"{task_name(task)} · {PROTOCOL_NAMES.get(protocol, protocol)} · {subset}"
+ENGINE_NAMES = {"torchvision": "torchvision Faster R-CNN", "mmdet": "mmdetection Faster R-CNN"}
+
+
+def setting_name(task: str, protocol: str, subset: str, engine: str | None = None) -> str:
+    """``CIFAR-10 · fine-tune · tiny``, ``PASCAL VOC · fine-tune · mmdetection Faster R-CNN ·
+    tiny`` for a detection setting (its ``detection.engine``); the config hash that also tells
+    settings apart is left to the caller (shown only where two settings share this name, and
+    always in small print)."""
+    parts = [task_name(task), PROTOCOL_NAMES.get(protocol, protocol)]
+    if engine:
+        parts.append(ENGINE_NAMES.get(engine, engine))
+    return " · ".join([*parts, subset])

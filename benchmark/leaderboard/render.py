@@ -249,7 +249,7 @@ def setting_small_print(task: str, protocol: str, subset: str, setting: str) -> 
 def _setting_names(board: Leaderboard) -> dict[int, str]:
     """Each setting's human name; the config hash joins it only where two settings (same task,
     protocol and subset, other options) would otherwise read the same."""
-    plain = {id(s): setting_name(s.task, s.protocol, s.subset) for s in board.settings}
+    plain = {id(s): setting_name(s.task, s.protocol, s.subset, s.engine) for s in board.settings}
     counts: dict[str, int] = {}
     for name in plain.values():
         counts[name] = counts.get(name, 0) + 1

@@ -1,6 +1,8 @@
 """Object detection: Faster R-CNN + FPN around a registered ResNet, VOC07 mAP, saved detections.
 
-The detector is torchvision's ``FasterRCNN`` with the ``BackboneWithFPN`` that torchvision's
+With ``detection.engine: torchvision`` (the default; ``mmdet`` is
+:mod:`benchmark.models.mmdet_detection`, a subclass of this module that swaps the detector)
+the detector is torchvision's ``FasterRCNN`` with the ``BackboneWithFPN`` that torchvision's
 own ``fasterrcnn_resnet50_fpn`` uses (``_resnet_fpn_extractor``), built on the registry's
 ResNet: its ImageNet weights initialise the backbone, BatchNorm is frozen (statistics and
 affine parameters fixed, as in every standard detection recipe: detection batches are too small
@@ -24,6 +26,7 @@ numbers for ground truth; a detector box in continuous coordinates is saved as
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
@@ -125,7 +128,7 @@ class DetectionModule(pl.LightningModule):
         self.task = task
         self.class_names = list(class_names)
         self.spec = task.detection or DetectionSpec()
-        self.detector = build_faster_rcnn(network, len(class_names), self.spec)
+        self.detector = self.build_detector(network, len(class_names))
         self._chunks: list[tuple[int, tuple[int, int], ImageDetections, ImageGroundTruth]] = []
         self.test_outputs: dict[str, Any] = {}
 
@@ -133,8 +136,19 @@ class DetectionModule(pl.LightningModule):
     configure_optimizers = FineTuneModule.configure_optimizers
     _lr_factor = FineTuneModule._lr_factor
 
+    def build_detector(self, network: nn.Module, num_classes: int) -> nn.Module:
+        """The engine's detector (torchvision's here; the mmdet engine overrides this,
+        :meth:`training_step` and :meth:`detect`)."""
+        return build_faster_rcnn(network, num_classes, self.spec)
+
     def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         return self.detector(images)
+
+    def detect(
+        self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]
+    ) -> list[tuple[ImageDetections, ImageGroundTruth]]:
+        """Each image's detections and ground truth in VOC coordinates (ids filled in later)."""
+        return [to_voc(out, target, "") for out, target in zip(self(images), targets, strict=True)]
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         images, targets, _ = batch
@@ -153,13 +167,10 @@ class DetectionModule(pl.LightningModule):
 
     def _collect(self, batch: Any) -> None:
         images, targets, positions = batch
-        outputs = self(images)
-        for image, target, out, pos in zip(
-            images, targets, outputs, positions.tolist(), strict=True
-        ):
-            self._chunks.append(
-                (pos, (int(image.shape[-1]), int(image.shape[-2])), *to_voc(out, target, str(pos)))
-            )
+        found = self.detect(images, targets)
+        for image, (det, gt), pos in zip(images, found, positions.tolist(), strict=True):
+            det.image_id = gt.image_id = str(pos)
+            self._chunks.append((pos, (int(image.shape[-1]), int(image.shape[-2])), det, gt))
 
     def _gathered(self) -> list[tuple[int, tuple[int, int], ImageDetections, ImageGroundTruth]]:
         """Every process's images, once each (DistributedSampler pads with repeats), by position."""
@@ -262,11 +273,27 @@ def detection_prediction_arrays(
     }
 
 
+# detection.engine -> the module that trains it; mmdet's is imported only when asked for (an
+# optional install, see benchmark.engines.install_mmdet)
+DETECTION_ENGINES = {
+    "torchvision": "benchmark.models.detection:DetectionModule",
+    "mmdet": "benchmark.models.mmdet_detection:MMDetDetectionModule",
+}
+
+
+def detection_module(network: nn.Module, task: Task, class_names: list[str]) -> DetectionModule:
+    """The LightningModule of the task's ``detection.engine``."""
+    engine = (task.detection or DetectionSpec()).engine
+    module_name, _, class_name = DETECTION_ENGINES[engine].partition(":")
+    module_class = getattr(importlib.import_module(module_name), class_name)
+    return module_class(network, task, class_names)
+
+
 register_kind(
     "detection",
     KindSpec(
         datamodule=DetectionDataModule,
-        module=DetectionModule,
+        module=detection_module,
         prediction_arrays=detection_prediction_arrays,
     ),
 )
