@@ -13,6 +13,7 @@ import pytest
 
 from benchmark.data.celeba import write_celeba_fixture
 from benchmark.data.cifar import write_cifar10_fixture
+from benchmark.data.fixtures import MANIFEST_NAME
 from benchmark.data.splits import index_identity, index_split, load_split, resolve_splits
 from benchmark.data.splits import splits_identity as loaded_identity
 from benchmark.data.sun397 import write_sun397_fixture
@@ -97,6 +98,7 @@ def test_a_changed_label_changes_both_identities_alike(tmp_path) -> None:
     in its partition file and folder) changes the identity the same way on both sides."""
     root = tmp_path / "data"
     write_sun397_fixture(root, images_per_class=3, train_per_class=2, test_per_class=1)
+    (root / "SUN397" / MANIFEST_NAME).unlink()  # edited by hand: no longer the fixture
     task = for_subset(get_task("sun397"), "tiny")
     before = index_identity(task, root, "tiny")
     listed = root / "SUN397" / "Partitions" / "Testing_01.txt"
