@@ -118,12 +118,12 @@ def test_torchvision_file_tables_are_the_index_tables() -> None:
 
     from benchmark.data import celeba_index, cifar_index
 
-    assert cifar_index.TRAIN_BATCHES == tuple(n for n, _ in CIFAR10.train_list)
-    assert cifar_index.TEST_BATCHES == tuple(n for n, _ in CIFAR10.test_list)
-    assert cifar_index.META_FILE == CIFAR10.meta["filename"]
-    assert cifar_index.FOLDER == CIFAR10.base_folder
+    assert tuple(n for n, _ in CIFAR10.train_list) == cifar_index.TRAIN_BATCHES
+    assert tuple(n for n, _ in CIFAR10.test_list) == cifar_index.TEST_BATCHES
+    assert CIFAR10.meta["filename"] == cifar_index.META_FILE
+    assert CIFAR10.base_folder == cifar_index.FOLDER
     texts = [name for _, _, name in CelebA.file_list if name.endswith(".txt")]
-    assert celeba_index.FOLDER == CelebA.base_folder and celeba_index.TEXT_FILES == tuple(texts)
+    assert CelebA.base_folder == celeba_index.FOLDER and tuple(texts) == celeba_index.TEXT_FILES
 
 
 INDEX_MODULES = ["benchmark.data", "benchmark.data.splits", "benchmark.data.hf",
@@ -147,4 +147,4 @@ def test_a_second_adapter_of_one_name_is_refused() -> None:
     before = dict(_ADAPTERS)
     with pytest.raises(BenchError, match="'cifar10' is already registered"):
         register_adapter("cifar10", "x:Index", "x:Loader")
-    assert _ADAPTERS == before
+    assert before == _ADAPTERS
