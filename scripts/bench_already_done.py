@@ -3,7 +3,8 @@
 Makes the demo's inputs in a temporary folder (a CIFAR-10 fixture, an untrained ResNet-18 in
 the paper's checkpoint layout), runs the tiny run once to write its record, then starts
 ``python -m benchmark.cli run ...`` for the same run REPEAT times and reports the median wall
-time. With ``--before REV`` (default ``main``) the same is timed on the code of that git
+time, and the CPU time the process used (user + system: what a loaded shared machine inflates
+least). With ``--before REV`` (default ``main``) the same is timed on the code of that git
 revision (exported with ``git archive`` into the temporary folder, run from there), on the same
 record: both must answer "already done", which also checks that this code computes the key the
 older code computed.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,15 +48,20 @@ def prepare(work: Path) -> list[str]:
             "--num-workers", "0"]  # fmt: skip
 
 
-def bench_run(code: Path, argv: list[str], env: dict[str, str]) -> tuple[float, str]:
-    """One `bench run` process from the code in ``code``: (wall seconds, stdout)."""
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_run(code: Path, argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """One `bench run` process from the code in ``code``: (wall s, CPU s, stdout)."""
+    cpu, start = _children_cpu(), time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "benchmark.cli", *argv], cwd=code, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"bench run failed in {code} (exit {proc.returncode}):\n{proc.stderr}")
-    return wall, proc.stdout
+    return wall, cpu, proc.stdout
 
 
 def export(revision: str, into: Path) -> Path:
@@ -80,22 +87,24 @@ def main() -> None:
         codes = {"after (this checkout)": REPO}
         if args.before != "none":
             codes = {f"before ({args.before})": export(args.before, work / "before"), **codes}
-        first, out = bench_run(REPO, argv, env)  # trains once and writes the record
+        first, _, out = bench_run(REPO, argv, env)  # trains once and writes the record
         print(f"first run (trains {argv[argv.index('--max-steps') + 1]} steps): {first:.1f} s")
         rows = []
         for label, code in codes.items():
-            walls = []
+            walls, cpus = [], []
             for _ in range(args.repeat):
-                wall, out = bench_run(code, argv, env)
+                wall, cpu, out = bench_run(code, argv, env)
                 if not out.startswith("already done:"):
                     raise SystemExit(f"{label}: expected 'already done', got: {out!r}")
                 walls.append(wall)
-            rows.append((label, statistics.median(walls), min(walls), max(walls)))
+                cpus.append(cpu)
+            rows.append((label, statistics.median(walls), min(walls), max(walls),
+                         statistics.median(cpus)))  # fmt: skip
         print(f"\n`bench run` answering 'already done', process wall time, {args.repeat} runs "
-              f"each ({os.cpu_count()} CPUs):")  # fmt: skip
-        print("| code | median s | min s | max s |\n|---|---:|---:|---:|")
-        for label, median, low, high in rows:
-            print(f"| {label} | {median:.2f} | {low:.2f} | {high:.2f} |")
+              f"each ({os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}):")  # fmt: skip
+        print("| code | median wall s | min | max | median CPU s |\n|---|---:|---:|---:|---:|")
+        for label, median, low, high, cpu in rows:
+            print(f"| {label} | {median:.2f} | {low:.2f} | {high:.2f} | {cpu:.2f} |")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,11 @@
 
 An adapter has two parts, so that a run key can be computed without torch:
 
-* its **index** (:class:`SplitIndexer`, a torch-free module): which examples make a split (ids,
-  labels, the files that define them), read straight from the dataset's own index files. The
-  run key's data identity is computed from this alone (:func:`benchmark.data.splits.
-  index_identity`), so `bench run` can answer "already done" without importing torch.
+* its **index** (:class:`SplitIndexer`, in a torch-free module ``<name>_index.py``): which
+  examples make a split (ids, labels, the files that define them), read straight from the
+  dataset's own index files. The run key's data identity is computed from this alone
+  (``benchmark.data.splits.index_identity``), so `bench run` can answer "already done" without
+  importing torch.
 * its **loader** (:class:`DatasetAdapter`, a subclass of the index class): the same split as a
   dataset, through the dataset's own loader (torchvision's classes, which check the files they
   read), and a tiny fixture of the dataset in its real on-disk format for tests and the demo.
