@@ -176,3 +176,19 @@ def test_digest_facts_are_forgotten_with_a_changed_file(tmp_path) -> None:
     assert FileDigests(cache).noted(file, "arch", None) is None
     with pytest.raises(KeyError):
         FileDigests(cache).noted(file, "arch")
+
+
+def test_repeating_a_record_into_its_folder_is_done_without_torch(finished) -> None:
+    """`bench run --config RUN_DIR` into the same results: "already done", quickly; a record
+    that this request would not repeat exactly is left to the runner (which refuses it)."""
+    import json
+
+    argv, run_dir = finished
+    proc = _cli(["--config", str(run_dir)])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"already done: {run_dir}")
+    recorded = json.loads((run_dir / "record.json").read_text())
+    assert already_done(_request(argv), recorded) == run_dir
+    assert already_done(_request(argv), {**recorded, "config_hash": "0" * 64}) is None
+    other = {**recorded, "config": {"backbone": {"sha256": "0" * 64}}, "config_hash": None}
+    assert already_done(_request(argv), other) is None
