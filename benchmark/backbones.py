@@ -18,18 +18,23 @@ The provenance (source, which weights, sha256, layout) goes into every run recor
 from __future__ import annotations
 
 import fnmatch
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torchvision
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from torch import nn
 
 from benchmark import paths
+from benchmark.backbone_registry import (
+    TIMM_PREFIX,
+    BackboneEntry,
+    get_entry,
+    list_backbones,
+    looks_like_path,
+    registry_file,
+)
 from benchmark.checkpoint_cache import (
     Cache,
     fetch_url_file,
@@ -39,57 +44,16 @@ from benchmark.checkpoint_cache import (
     url_file_path,
 )
 from benchmark.checkpoints import (
-    CHECKPOINT_SUFFIXES,
     CorruptCheckpointError,
     KeyReport,
     RawCheckpoint,
     compare_state,
     load_backbone_state,
     read_checkpoint,
-    sha256_of,
 )
 from benchmark.errors import BenchError, closest_names
+from benchmark.file_digests import FileDigests
 from benchmark.layout import RECORD_FILE, RUN_WEIGHTS_FILE, record_file
-from benchmark.pretraining import PretrainingData
-from benchmark.yaml_files import read_yaml
-
-TIMM_PREFIX = "timm:"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
-
-
-class BackboneEntry(BaseModel):
-    """One registry entry. Which fields a source needs is checked here, so a typo in the YAML
-    is one line at `bench list backbones`, not a failure halfway into a cluster job."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    arch: str
-    data: PretrainingData
-    source: Literal["hub", "torchvision", "timm", "file", "url"]
-    weights: str | None = None  # torchvision: the weights enum member; null = random init
-    url: str | None = None  # url: a checkpoint file, cached in torch.hub's cache like torchvision's
-    repo: str | None = None  # hub
-    filename: str | None = None  # hub
-    revision: str = "main"  # hub: a branch, tag or commit
-    path: str | None = None  # file: relative to the registry file's folder
-    sha256: str | None = None
-    note: str = ""
-
-    @model_validator(mode="after")
-    def _fields_for_source(self) -> BackboneEntry:
-        if not _NAME.match(self.name):
-            raise ValueError("names use letters, digits and '_.+-' only (they become folders)")
-        needed = {"hub": ("repo", "filename"), "file": ("path",), "url": ("url",)}.get(
-            self.source, ()
-        )
-        for name in needed:
-            if getattr(self, name) is None:
-                raise ValueError(f"source '{self.source}' needs '{name}'")
-        if self.sha256 is not None and not _SHA256.match(self.sha256):
-            raise ValueError("sha256 must be 64 lowercase hex digits, or null until verified")
-        return self
 
 
 @dataclass
@@ -116,41 +80,6 @@ class Located:
     removable: bool = False  # a copy in a cache, deleted if corrupt or not what was pinned
     was_cached: bool = True
     cache: Cache | None = None  # which cache holds it, for a download
-
-
-def registry_file() -> Path:
-    """``$BENCH_BACKBONES_FILE`` (read per call, for a private registry) or the project's."""
-    override = os.environ.get("BENCH_BACKBONES_FILE")
-    return Path(override) if override else paths.BACKBONES_FILE
-
-
-def list_backbones() -> list[BackboneEntry]:
-    path = registry_file()
-    raw = read_yaml(path) or {}
-    entries = []
-    for name, fields in (raw.get("backbones") or {}).items():
-        try:
-            entries.append(BackboneEntry.model_validate({"name": name, **(fields or {})}))
-        except ValidationError as err:
-            first = err.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            where = f" field '{loc}'" if loc else ""
-            message = str(first["msg"]).removeprefix("Value error, ")
-            raise BenchError(f"{path}: backbone {name!r}{where}: {message}") from None
-    if not entries:  # an install that lost its registry must not look like an empty benchmark
-        raise BenchError(f"{path}: the backbone registry lists no backbones.")
-    return entries
-
-
-def get_entry(name: str) -> BackboneEntry:
-    entries = {e.name: e for e in list_backbones()}
-    if name not in entries:
-        raise BenchError(
-            f"unknown backbone {name!r}; `bench list backbones` shows the registered ones, or "
-            f"pass a checkpoint path, a run directory or timm:<model>."
-            + closest_names(name, list(entries))
-        )
-    return entries[name]
 
 
 def architectures() -> list[str]:
@@ -221,10 +150,6 @@ def _run_dir_of(spec: str) -> Path | None:
             f"directory from results/runs/."
         )
     return None
-
-
-def looks_like_path(spec: str) -> bool:
-    return spec.endswith(CHECKPOINT_SUFFIXES) or "/" in spec or Path(spec).is_file()
 
 
 def locate(spec: str) -> Located:
@@ -371,11 +296,16 @@ def _locate_run(run_dir: Path) -> Located:
 def read_verified(loc: Located) -> tuple[RawCheckpoint, str]:
     """Check the sha256 before unpickling anything, then read the file. A cached copy that is
     corrupt or not what the registry pinned is deleted, so the next try downloads it again.
-    Returns the checkpoint and a line saying how its sha256 was checked."""
+    Returns the checkpoint and a line saying how its sha256 was checked.
+
+    The sha256 is cached by the file's size, mtime and inode (:mod:`benchmark.file_digests`),
+    with the checkpoint's own ``arch`` field, which :mod:`benchmark.run_key` reads to compute a
+    run key without torch."""
     assert loc.path is not None
     label = loc.name or str(loc.path)
     removed = " The cached copy was removed: the next run downloads it again."
-    sha = sha256_of(loc.path)
+    digests = FileDigests()
+    sha = digests.sha256(loc.path)
     if loc.expected_sha256 is not None and sha != loc.expected_sha256:
         gone = loc.removable and remove_cached_file(loc.path)
         raise BenchError(
@@ -395,6 +325,8 @@ def read_verified(loc: Located) -> tuple[RawCheckpoint, str]:
         if loc.removable and remove_cached_file(loc.path):
             raise CorruptCheckpointError(f"backbone {label}: {err}{removed}") from None
         raise
+    digests.note(loc.path, "arch", raw.arch)
+    digests.save()
     if loc.expected_sha256 is not None:
         check = "matches the sha256 pinned in the registry"
     elif loc.hash_prefix is not None:

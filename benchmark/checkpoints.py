@@ -26,7 +26,6 @@ from torch import nn
 
 from benchmark.errors import BenchError
 
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 # Wrapper keys in the order they are preferred. An EMA copy comes first when present, as in
 # timm's ``load_checkpoint(use_ema=True)``: training scripts that keep one report its accuracy.
 _WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "model_state_dict")

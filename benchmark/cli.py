@@ -213,7 +213,6 @@ def _finish_help(parser: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.request import RunRequest, given_options, merge_options, read_request_file
-    from benchmark.runner import execute, resolved_config
 
     given = given_options(args, "run")
     recorded = None
@@ -224,6 +223,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         if name not in given:
             raise BenchError(f"--{name} is required (or --config RUN_DIR to repeat a run).")
     request = RunRequest(**given)
+    if not args.print_config:
+        from benchmark.run_key import already_done, already_done_message
+
+        done = already_done(request, recorded)  # decided without torch when it can be
+        if done is not None:
+            print(already_done_message(done))
+            return 0
+    from benchmark.runner import execute, resolved_config
+
     if args.print_config:
         print(json.dumps(resolved_config(request), indent=1))
         return 0

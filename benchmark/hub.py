@@ -49,7 +49,7 @@ def file_url(repo: str, filename: str, revision: str) -> str:
     return hf_hub_url(repo, filename, revision=revision, endpoint=endpoint())
 
 
-def _commit_of(path: Path, repo: str) -> str | None:
+def commit_of(path: Path, repo: str) -> str | None:
     """The commit a cached file belongs to: its ``snapshots/<commit>/`` folder."""
     snapshots = hub_cache_dir() / ("models--" + repo.replace("/", "--")) / "snapshots"
     try:
@@ -74,7 +74,7 @@ def fetch_hub_file(
     ``defined_in`` names the file that says repo/filename/revision, for the fix-it message."""
     cached = cached_hub_file(repo, filename, revision)
     if cached is not None:
-        commit = _commit_of(cached, repo)
+        commit = commit_of(cached, repo)
         return HubFile(cached, repo, filename, revision, commit,
                        file_url(repo, filename, commit or revision), True, hf_cache())
     where = f"{filename} from the Hub repo {repo} (revision {revision})"
@@ -130,6 +130,6 @@ def fetch_hub_file(
             f"backbone {name}: downloading {where} failed ({first}); try again, or "
             + fetch_hint(name) + "."
         ) from None
-    commit = _commit_of(Path(local), repo)
+    commit = commit_of(Path(local), repo)
     return HubFile(Path(local), repo, filename, revision, commit,
                    file_url(repo, filename, commit or revision), False, hf_cache())

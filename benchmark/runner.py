@@ -37,16 +37,23 @@ from pytorch_lightning.utilities import rank_zero_only
 import benchmark
 from benchmark.backbones import Backbone, create_backbone
 from benchmark.checkpoints import save_weights_file
-from benchmark.data.splits import SPLIT_NAMES, describe, parse_subset, splits_identity
+from benchmark.data.splits import SPLIT_NAMES, describe, splits_identity
 from benchmark.errors import BenchError, closest_names
 from benchmark.kinds import evaluate_predictions, get_kind, save_predictions
 from benchmark.layout import LAST_CHECKPOINT, LOGS, RUN_WEIGHTS_FILE
 from benchmark.pretraining import PRETRAINING_DATA
-from benchmark.protocols.linear import check_protocol
-from benchmark.records import RunKey, RunStore, config_hash
+from benchmark.records import RunKey, RunStore
 from benchmark.request import PrintedConfig, RunRequest
+from benchmark.run_key import (
+    BackboneIdentity,
+    already_done_message,
+    check_limits,
+    check_loggers,
+    resolve_task,
+    run_config,
+)
 from benchmark.run_record import BackboneRecord, RunRecord, TrainingRecord
-from benchmark.tasks import Task, apply_overrides, for_subset, get_task
+from benchmark.tasks import Task
 from benchmark.version import source_commit
 
 
@@ -60,16 +67,6 @@ class RunOutcome:
     record: dict[str, Any]
     skipped: bool
     primary_process: bool = True  # False on DDP ranks > 0, which write nothing
-
-
-@dataclass(frozen=True)
-class BackboneIdentity:
-    """What a run's key needs to know about a backbone: no network, no weights. A sweep plans
-    many runs per backbone from one loaded backbone this way."""
-
-    name: str
-    arch: str
-    provenance: dict[str, Any]
 
 
 @dataclass
@@ -191,13 +188,6 @@ OWN_TRAINER_ARGUMENTS = {
     "logger": "--logger", "callbacks": None, "default_root_dir": "--results",
     "enable_checkpointing": "--checkpoint-every-n-steps",
 }  # fmt: skip
-# ``--trainer`` arguments that change how a run is watched, not its numbers: not in the key.
-TRAINER_ARGUMENTS_OUTSIDE_THE_KEY = frozenset({
-    "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "profiler",
-    "num_nodes", "sync_batchnorm", "barebones", "detect_anomaly",
-})  # fmt: skip
-
-
 def check_trainer_arguments(arguments: dict[str, Any]) -> None:
     """``--trainer NAME=VALUE``: NAME must be a ``pl.Trainer`` argument the runner does not set
     itself; the value is checked by Lightning when the Trainer is built (:func:`build_trainer`)."""
@@ -213,18 +203,6 @@ def check_trainer_arguments(arguments: dict[str, Any]) -> None:
             choices = [n for n in known if n not in OWN_TRAINER_ARGUMENTS]
             raise BenchError(f"--trainer {name}: pytorch_lightning.Trainer has no argument "
                              f"{name!r}." + closest_names(name, choices))
-
-
-def check_loggers(loggers: list[str]) -> None:
-    """Each logger's library is an optional extra: say how to install it, before any write."""
-    import importlib.util
-
-    needs = {"tensorboard": "tensorboard", "wandb": "wandb"}
-    for name in loggers:
-        module = needs.get(name)
-        if module and importlib.util.find_spec(module) is None:
-            raise BenchError(f"--logger {name} needs the {module} package: pip install "
-                             f"'blurbench[loggers]'.")
 
 
 class LogLastSteps(Callback):
@@ -407,23 +385,8 @@ def plan_run(
     passes ``data_identities``, a memo of identities by task data and subset, so each task's
     data is read once per sweep and not kept in memory (``datamodule`` is then None).
     """
-    subset = parse_subset(request.subset)
-    task = get_task(request.task)
-    task = for_subset(task, str(subset))
-    if request.protocol is not None:
-        given = request.overrides.get("protocol", request.protocol)
-        if given != request.protocol:
-            raise BenchError(f"--protocol {request.protocol} and --set protocol={given} "
-                             f"disagree: give one of them.")
-    task = apply_overrides(task, {**request.overrides, **(
-        {"protocol": request.protocol} if request.protocol else {})})
-    check_protocol(task)
-    if request.max_steps is not None and request.max_steps < 1:
-        raise BenchError("--max-steps must be at least 1.")
-    if request.max_epochs is not None and request.max_epochs < 1:
-        raise BenchError("--max-epochs must be at least 1.")
-    if request.checkpoint_every_n_steps is not None and request.checkpoint_every_n_steps < 1:
-        raise BenchError("--checkpoint-every-n-steps must be at least 1.")
+    task, subset = resolve_task(request)
+    check_limits(request)
     check_trainer_arguments(request.trainer)
     check_loggers(request.loggers)
     loaded = None
@@ -448,27 +411,7 @@ def plan_run(
         if data_identities is not None:
             data_identities[memo_key] = identity
             datamodule = None  # a sweep plans many runs: keep no data in memory
-    config = {
-        "task": task.resolved(),
-        "subset": subset,
-        "data": identity,
-        "backbone": {
-            "name": backbone.name,
-            "arch": backbone.arch,
-            "sha256": backbone.provenance.get("sha256"),
-            "weights": backbone.provenance.get("weights"),
-        },
-        "trainer": {
-            "max_epochs": request.max_epochs or task.train.epochs,
-            "max_steps": request.max_steps,
-            "precision": request.precision,
-            # other Trainer arguments (--trainer), only when given: older keys stay the same
-            **{name: value for name, value in sorted(request.trainer.items())
-               if name not in TRAINER_ARGUMENTS_OUTSIDE_THE_KEY},
-        },
-    }
-    digest = config_hash(config)
-    key = RunKey(task.name, task.protocol, backbone.name, request.seed, digest)
+    config, digest, key = run_config(request, task, subset, identity, backbone)
     return PlannedRun(
         task, str(subset), backbone, config, digest, key, RunStore(request.results), loaded,
         datamodule,
@@ -575,7 +518,7 @@ def execute(
         with store.lock(key):
             done = None if request.force else plan.completed()
             if done is not None:
-                print(f"already done: {store.run_dir(key)} (pass --force to run it again)")
+                print(already_done_message(store.run_dir(key)))
                 return RunOutcome(store.run_dir(key), done.as_dict(), skipped=True)
             return _probe_and_record(request, plan)
     # built before anything is written: a head that does not fit the data, an input too small
@@ -592,7 +535,7 @@ def execute(
     with store.lock(key) if primary else _no_lock():
         done = None if request.force else plan.completed()
         if done is not None:
-            print(f"already done: {store.run_dir(key)} (pass --force to run it again)")
+            print(already_done_message(store.run_dir(key)))
             return RunOutcome(store.run_dir(key), done.as_dict(), skipped=True)
         return _train_and_record(request, plan, kind, module, trainer, losses)
 

@@ -337,3 +337,19 @@ def test_weights_timm_downloaded_itself_are_used(hub: HubStandIn, tmp_path: Path
     assert hub.gets("model.safetensors") == 1
     loaded = backbone.model.state_dict()
     assert torch.equal(loaded["conv1.weight"], model.state_dict()["conv1.weight"])
+
+
+def test_a_cached_hub_backbone_keys_without_torch(hub: HubStandIn, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bench run` decides "already done" from the Hub cache alone: before the download there
+    is no quick answer; after it, the key's view of blurred_r18 is the runner's (commit, sha)."""
+    from benchmark.run_key import backbone_key_identity
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert backbone_key_identity("blurred_r18", None) is None  # not cached: the runner fetches
+    loaded = create_backbone("blurred_r18")
+    fast = backbone_key_identity("blurred_r18", None)
+    assert fast is not None and (fast.name, fast.arch) == (loaded.name, loaded.arch)
+    assert fast.provenance["sha256"] == loaded.provenance["sha256"]
+    assert fast.provenance["weights"] == loaded.provenance["weights"]
+    assert "@" in fast.provenance["weights"]  # pinned to the cached commit

@@ -24,7 +24,8 @@ from PIL import Image
 from torchvision.datasets import CelebA
 from torchvision.datasets.utils import check_integrity
 
-from benchmark.data import SplitData, register_adapter
+from benchmark.data import SplitData
+from benchmark.data.celeba_index import CELEBA_ATTRIBUTES, CelebAIndex
 from benchmark.data.download import dataset_download
 from benchmark.data.fixtures import read_manifest, require_listed, write_manifest
 from benchmark.errors import BenchError
@@ -33,18 +34,6 @@ _FOLDER = CelebA.base_folder
 _IMAGES = "img_align_celeba"
 _PARTITION_FILE = "list_eval_partition.txt"
 _DRIVE = "https://drive.google.com/drive/folders/0B7EVK8r0v71pWEZsZE9oNnFzTm8"
-
-# The header of list_attr_celeba.txt, in its column order.
-CELEBA_ATTRIBUTES = [
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair",
-    "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair",
-    "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes",
-    "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks",
-    "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat",
-    "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
-]  # fmt: skip
-
 
 def _manual_steps(root: Path) -> str:
     where = (Path(root) / _FOLDER).resolve()
@@ -111,10 +100,8 @@ def _first_bad_file(ds_root: Path, file_list: list[tuple[str, str, str]]) -> str
     return f"CelebA image folder {ds_root / _IMAGES} is missing"
 
 
-@register_adapter("celeba")
-class CelebAAdapter:
-    splits = ("train", "valid", "test")
-    attribute_names = CELEBA_ATTRIBUTES
+class CelebAAdapter(CelebAIndex):
+    """The loader part (the index part is :mod:`benchmark.data.celeba_index`)."""
 
     def load_split(self, root: Path, split: str, download: bool, **args: Any) -> SplitData:
         if split not in self.splits:

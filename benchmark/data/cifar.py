@@ -11,7 +11,8 @@ import numpy as np
 from torchvision.datasets import CIFAR10, VisionDataset
 from torchvision.datasets.utils import check_integrity
 
-from benchmark.data import SplitData, register_adapter
+from benchmark.data import SplitData
+from benchmark.data.cifar_index import FOLDER, CIFAR10Index
 from benchmark.data.download import dataset_download
 from benchmark.data.fixtures import read_manifest, require_listed, write_manifest
 from benchmark.data.safe_pickle import load_data_pickle
@@ -20,7 +21,7 @@ from benchmark.errors import BenchError
 CIFAR10_CLASSES = [
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 ]  # fmt: skip
-_FOLDER = "cifar-10-batches-py"
+_FOLDER = FOLDER
 _MANUAL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
@@ -72,9 +73,8 @@ class _CheckedCIFAR10(CIFAR10):
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
 
 
-@register_adapter("cifar10")
-class CIFAR10Adapter:
-    splits = ("train", "test")
+class CIFAR10Adapter(CIFAR10Index):
+    """The loader part (the index part is :mod:`benchmark.data.cifar_index`)."""
 
     def load_split(self, root: Path, split: str, download: bool, **args: Any) -> SplitData:
         if split not in self.splits:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
-from benchmark.data.datamodule import TaskDataModule
-from benchmark.data.splits import SelectedSplit, TransformedSplit
+from benchmark.data.datamodule import TaskDataModule, TransformedSplit
+from benchmark.data.splits import SelectedSplit
 from benchmark.data.transforms import eval_transform, train_transform
 
 

@@ -12,10 +12,30 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from benchmark.data.splits import SelectedSplit, load_split, resolve_splits
 from benchmark.tasks import Task
+
+
+class TransformedSplit(Dataset):
+    """Items ``(image, target, position)``: the position maps a prediction back to its id."""
+
+    def __init__(self, split: SelectedSplit, transform: Any) -> None:
+        self.split = split
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, position: int) -> tuple[Any, Any, int]:
+        image, target = self.split.data.dataset[int(self.split.positions[position])]
+        if self.transform is not None:
+            image = self.transform(image)
+        if not isinstance(target, torch.Tensor):
+            target = torch.as_tensor(target)
+        return image, target, position
 
 
 class TaskDataModule(pl.LightningDataModule):

@@ -14,20 +14,22 @@ per attribute named by the adapter (bool, 0/1 or -1/1 values).
 ``data.hf.id`` is a Hub id (``owner/name``) or a local dataset directory written as a path
 (absolute, or starting with ``./``, ``../`` or ``~``), which must exist. Offline use:
 ``HF_DATASETS_OFFLINE=1`` with a local directory or an already cached Hub dataset.
+
+This module imports no torch (``datasets`` does not either): :func:`index_hf_split` is the
+source's torch-free part, from which the run key's data identity is computed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from benchmark.data import SplitData, get_adapter
+from benchmark.data import SplitData, SplitIndex, get_indexer
 from benchmark.data.download import dataset_download
 from benchmark.data.fixtures import read_manifest, verify_manifest, write_manifest
 from benchmark.errors import BenchError
@@ -67,10 +69,12 @@ def resolve_dataset_id(value: str) -> str:
     return value
 
 
-class HFImageDataset(Dataset):
+class HFImageDataset:
     """Items ``(PIL image, target)`` like torchvision's datasets; ``datasets`` decodes images.
 
-    Only the image column is read per item; targets were read once, as whole columns.
+    Only the image column is read per item; targets were read once, as whole columns. A plain
+    map-style dataset (``__len__``, ``__getitem__``), which is all ``DataLoader`` needs, so this
+    module imports torch only when an item is read.
     """
 
     def __init__(self, table: Any, image_column: str, targets: np.ndarray) -> None:
@@ -86,11 +90,26 @@ class HFImageDataset(Dataset):
         target = self.targets[index]
         if target.ndim == 0:
             return image, int(target)
+        import torch
+
         return image, torch.from_numpy(np.array(target))
 
 
 def load_hf_split(task: Task, split: str) -> SplitData:
-    """One of the task's splits (our name) from its Hugging Face source."""
+    """One of the task's splits (our name) from its Hugging Face source, with its dataset."""
+    index, table, image_column = _read_split(task, split)
+    assert index.labels is not None
+    fields = {f.name: getattr(index, f.name) for f in dataclasses.fields(SplitIndex)}
+    return SplitData(dataset=HFImageDataset(table, image_column, index.labels), **fields)
+
+
+def index_hf_split(task: Task, split: str) -> SplitIndex:
+    """The split's examples, labels and content fingerprint (no image is decoded)."""
+    return _read_split(task, split)[0]
+
+
+def _read_split(task: Task, split: str) -> tuple[SplitIndex, Any, str]:
+    """The split's index, its table and the image column."""
     spec = task.data.hf
     if spec is None:  # DataSpec's validator already refuses this; kept for type narrowing
         raise BenchError(f"task {task.name}: data.source is 'hf' but there is no data.hf.")
@@ -132,8 +151,7 @@ def load_hf_split(task: Task, split: str) -> SplitData:
             )
     else:
         example_ids = [f"{hf_split}/{i:06d}" for i in range(len(targets))]
-    return SplitData(
-        dataset=HFImageDataset(table, image_column, targets),
+    index = SplitIndex(
         example_ids=example_ids,
         class_names=class_names,
         labels=targets,
@@ -141,6 +159,7 @@ def load_hf_split(task: Task, split: str) -> SplitData:
         source={"hf": {"id": spec.id, "config": spec.config, "revision": spec.revision}},
         content_id=getattr(table, "_fingerprint", None),  # datasets' hash of the tables' content
     )
+    return index, table, image_column
 
 
 def _load(spec: HFSource, source: str, hf_split: str) -> Any:
@@ -213,7 +232,7 @@ def _multi_label(task: Task, table: Any, columns: dict[str, str]) -> tuple[np.nd
     """Attribute columns -> an [N, K] 0/1 matrix, attributes in the adapter's order."""
     spec = task.data.hf
     assert spec is not None
-    names = list(getattr(get_adapter(task.data.adapter), "attribute_names", []))
+    names = list(getattr(get_indexer(task.data.adapter), "attribute_names", []))
     if len(names) != task.num_classes:
         raise BenchError(
             f"adapter {task.data.adapter!r} names {len(names)} attributes, task {task.name} "

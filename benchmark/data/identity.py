@@ -9,72 +9,26 @@ the files that define them (the adapters' index, split and annotation files, and
 the batch files that hold the images). Image files of image-folder datasets are not hashed
 (hundreds of thousands of files); their names and labels are, through the ids.
 
-Hashing is cheap after the first time: file digests are cached by path, size, mtime and inode in
-``$XDG_CACHE_HOME/blurbench/file-digests.json`` (default ``~/.cache/blurbench``), an
-optimisation only: an unreadable or unwritable cache is ignored.
+Hashing is cheap after the first time: file digests are cached by path, size, mtime and inode
+(:mod:`benchmark.file_digests`, shared with the checkpoints' sha256).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmark.atomic import atomic_write_text
+from benchmark.file_digests import FileDigests
+
+__all__ = ["IDENTITY_VERSION", "FileDigests", "data_identity"]
 
 # Bump when the fingerprint's recipe changes, so that old and new keys cannot collide.
 IDENTITY_VERSION = 1
-
-
-def digest_cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "blurbench" / "file-digests.json"
-
-
-class FileDigests:
-    """sha256 of files, remembered by ``(path, size, mtime_ns, inode)`` across processes."""
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = digest_cache_path() if path is None else path
-        self._table: dict[str, dict[str, Any]] | None = None
-        self._dirty = False
-
-    def _load(self) -> dict[str, dict[str, Any]]:
-        if self._table is None:
-            try:
-                table = json.loads(self.path.read_text())
-                self._table = table if isinstance(table, dict) else {}
-            except (OSError, ValueError):
-                self._table = {}
-        return self._table
-
-    def sha256(self, file: Path) -> str:
-        resolved = Path(file).resolve()
-        st = resolved.stat()
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
-        table = self._load()
-        entry = table.get(str(resolved))
-        if isinstance(entry, dict) and entry.get("stamp") == stamp:
-            return str(entry["sha256"])
-        with open(resolved, "rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        table[str(resolved)] = {"stamp": stamp, "sha256": digest}
-        self._dirty = True
-        return digest
-
-    def save(self) -> None:
-        if not self._dirty or self._table is None:
-            return
-        try:
-            atomic_write_text(self.path, json.dumps(self._table, sort_keys=True))
-            self._dirty = False
-        except OSError:
-            pass  # a cache: an unwritable home only costs hashing again next time
 
 
 def data_identity(

@@ -1,16 +1,19 @@
-"""From a task's split declaration to the exact examples a run trains, validates and tests on."""
+"""From a task's split declaration to the exact examples a run trains, validates and tests on.
+
+Torch-free: the same selection runs over the splits the adapters load (with their datasets) and
+over their indexes alone (:func:`index_identity`, the run key's data identity without torch).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from benchmark.data import SplitData, get_adapter
+from benchmark.data import SplitData, SplitIndex, get_adapter, get_indexer
 from benchmark.data.selection import carve, take_subset
 from benchmark.errors import BenchError
 from benchmark.tasks import CarvedSplit, Task
@@ -37,9 +40,10 @@ def subset_sizes(task: Task, subset: str | int) -> dict[str, int | None]:
 
 @dataclass
 class SelectedSplit:
-    """The examples of one split that a run uses: positions into the loaded split."""
+    """The examples of one split that a run uses: positions into the loaded split (a
+    :class:`SplitData` when loaded to train, a :class:`SplitIndex` for the key alone)."""
 
-    data: SplitData
+    data: Any  # SplitData | SplitIndex
     positions: np.ndarray
 
     @property
@@ -62,15 +66,32 @@ def load_split(task: Task, root: Path, split: str, download: bool) -> SplitData:
     return get_adapter(task.data.adapter).load_split(root, split, download, **task.data.args)
 
 
-def resolve_splits(
-    task: Task, root: Path, subset: str | int, download: bool = False
-) -> dict[str, SelectedSplit]:
-    """Load the task's splits, carve validation if needed, then take the subset of each."""
-    loaded: dict[str, SplitData] = {}
+def index_split(task: Task, root: Path, split: str) -> SplitIndex:
+    """One split's examples from the data source's torch-free part (no dataset is built)."""
+    if task.data.source == "hf":
+        from benchmark.data.hf import index_hf_split
 
-    def loaded_split(name: str) -> SplitData:
+        return index_hf_split(task, split)
+    return get_indexer(task.data.adapter).index_split(root, split, **task.data.args)
+
+
+def resolve_splits(
+    task: Task,
+    root: Path,
+    subset: str | int,
+    download: bool = False,
+    read: Callable[[str], SplitIndex] | None = None,
+) -> dict[str, SelectedSplit]:
+    """Load the task's splits, carve validation if needed, then take the subset of each.
+
+    ``read`` reads one split by name (default: :func:`load_split`, datasets included).
+    """
+    loaded: dict[str, SplitIndex] = {}
+    read_split = read or (lambda name: load_split(task, root, name, download))
+
+    def loaded_split(name: str) -> SplitIndex:
         if name not in loaded:
-            loaded[name] = load_split(task, root, name, download)
+            loaded[name] = read_split(name)
         return loaded[name]
 
     chosen: dict[str, SelectedSplit] = {}
@@ -100,32 +121,12 @@ def resolve_splits(
     return chosen
 
 
-class TransformedSplit(Dataset):
-    """Items ``(image, target, position)``: the position maps a prediction back to its id."""
-
-    def __init__(self, split: SelectedSplit, transform: Any) -> None:
-        self.split = split
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.split)
-
-    def __getitem__(self, position: int) -> tuple[Any, Any, int]:
-        image, target = self.split.data.dataset[int(self.split.positions[position])]
-        if self.transform is not None:
-            image = self.transform(image)
-        if not isinstance(target, torch.Tensor):
-            target = torch.as_tensor(target)
-        return image, target, position
-
-
 def splits_identity(task: Task, root: Path, splits: dict[str, SelectedSplit]) -> dict[str, Any]:
     """The data identity of the run key (:mod:`benchmark.data.identity`) of these splits."""
     from benchmark.data.identity import data_identity
 
     loaded = list({id(sel.data): sel.data for sel in splits.values()}.values())
-    adapter = get_adapter(task.data.adapter)
-    version = getattr(adapter, "version", 1)
+    version = get_indexer(task.data.adapter).version
     if task.data.source == "hf":
         from benchmark.data.hf import HF_SOURCE_VERSION
 
@@ -145,6 +146,13 @@ def splits_identity(task: Task, root: Path, splits: dict[str, SelectedSplit]) ->
         extra={"content": [d.content_id for d in loaded if d.content_id is not None],
                "source": [d.source for d in loaded]},
     )
+
+
+def index_identity(task: Task, root: Path, subset: str | int) -> dict[str, Any]:
+    """The data identity of a run from the adapters' index part alone: equal to
+    :func:`splits_identity` of the loaded splits (tests check every adapter), without torch."""
+    chosen = resolve_splits(task, root, subset, read=lambda name: index_split(task, root, name))
+    return splits_identity(task, root, chosen)
 
 
 def describe(task: Task, root: Path, splits: dict[str, SelectedSplit]) -> dict[str, Any]:

@@ -26,18 +26,21 @@ from PIL import Image
 from torchvision.datasets import SUN397
 from torchvision.datasets.utils import download_and_extract_archive
 
-from benchmark.data import SplitData, register_adapter
+from benchmark.data import SplitData
 from benchmark.data.download import dataset_download
 from benchmark.data.fixtures import read_manifest, verify_manifest, write_manifest
+from benchmark.data.sun397_index import FOLDER as _FOLDER
+from benchmark.data.sun397_index import PARTITIONS as _PARTITIONS
+from benchmark.data.sun397_index import SPLIT_FILES as _SPLIT_FILES
+from benchmark.data.sun397_index import SUN397Index
+from benchmark.data.sun397_index import check_partition as _check_partition
+from benchmark.data.sun397_index import partition_file as _partition_file
 from benchmark.errors import BenchError
 
-_FOLDER = "SUN397"
-_PARTITIONS = "Partitions"
 _PARTITIONS_URL = "https://vision.princeton.edu/projects/2010/SUN/download/Partitions.zip"
 # The md5 torchvision's SUN397 pull request (pytorch/vision#5132) carried for this archive
 # before partition support was dropped from it; a mismatch fails the download, never the data.
 _PARTITIONS_MD5 = "29a205c0a0129d21f36cbecfefe81881"
-_SPLIT_FILES = {"train": "Training", "test": "Testing"}
 
 
 def _manual_steps(root: Path) -> str:
@@ -117,10 +120,6 @@ def _partition_dir(root: Path) -> Path:
     return Path(root) / _FOLDER / _PARTITIONS
 
 
-def _partition_file(root: Path, split: str, partition: int) -> Path:
-    return _partition_dir(root) / f"{_SPLIT_FILES[split]}_{partition:02d}.txt"
-
-
 def _download_partitions(root: Path) -> None:
     """Fetch the partitions zip through torchvision's downloader (md5-checked), and lift the
     files out of a top-level folder if the archive has one."""
@@ -136,18 +135,8 @@ def _download_partitions(root: Path) -> None:
             shutil.move(str(item), target / item.name)
 
 
-def _check_partition(partition: Any) -> int:
-    if isinstance(partition, bool) or not isinstance(partition, int) or not 1 <= partition <= 10:
-        raise BenchError(
-            f"SUN397 data.args.partition {partition!r}: use an official partition number 1..10, "
-            f"for example --set data.args.partition=2."
-        )
-    return partition
-
-
-@register_adapter("sun397")
-class SUN397Adapter:
-    splits = ("train", "test")
+class SUN397Adapter(SUN397Index):
+    """The loader part (the index part is :mod:`benchmark.data.sun397_index`)."""
 
     def load_split(
         self, root: Path, split: str, download: bool, partition: int = 1, **args: Any

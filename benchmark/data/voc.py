@@ -19,7 +19,6 @@ them; :mod:`benchmark.data.detection` decides what training sees).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,16 @@ from torchvision.datasets import VOCDetection
 from torchvision.datasets.utils import download_and_extract_archive
 from torchvision.datasets.voc import DATASET_YEAR_DICT
 
-from benchmark.data import SplitData, register_adapter
+from benchmark.data import SplitData
 from benchmark.data.download import dataset_download
 from benchmark.data.fixtures import read_manifest, verify_manifest, write_manifest
+from benchmark.data.voc_index import (
+    VOCIndex,
+    check_args,
+    check_years,
+    image_set_file,
+    stratification_labels,
+)
 from benchmark.detection.voc_annotations import (
     VOC_CLASSES,
     AnnotationError,
@@ -44,8 +50,6 @@ from benchmark.detection.voc_annotations import (
 )
 from benchmark.errors import BenchError
 
-_TRAIN_SETS = ("trainval", "train", "val")
-_YEARS = (2007, 2012)
 _MANUAL = {
     2007: "https://thor.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtrainval_06-Nov-2007.tar and "
     "https://thor.robots.ox.ac.uk/pascal/VOC/voc2007/VOCtest_06-Nov-2007.tar",
@@ -112,27 +116,8 @@ def _load_year(root: Path, year: int, image_set: str, download: bool) -> tuple[V
     return VOCImages(list(ds.images), annotations, list(ds.annotations)), md5 is not None
 
 
-def _image_set_file(root: Path, year: int, image_set: str) -> Path:
-    return Path(root) / "VOCdevkit" / f"VOC{year}" / "ImageSets" / "Main" / f"{image_set}.txt"
-
-
-def stratification_labels(annotations: Sequence[VOCAnnotation]) -> np.ndarray:
-    """One label per image for the stratified carve and subsets: the split's rarest class among
-    the image's non-difficult objects, so a small subset covers as many classes as it can.
-    Images without a non-difficult object get their own bucket (``len(VOC_CLASSES)``)."""
-    index = {name: i for i, name in enumerate(VOC_CLASSES)}
-    counts = Counter(o.name for a in annotations for o in a.objects if not o.difficult)
-    labels = np.full(len(annotations), len(VOC_CLASSES), dtype=np.int64)
-    for i, ann in enumerate(annotations):
-        names = {o.name for o in ann.objects if not o.difficult}
-        if names:
-            labels[i] = index[min(names, key=lambda n: (counts[n], index[n]))]
-    return labels
-
-
-@register_adapter("voc")
-class VOCAdapter:
-    splits = (*_TRAIN_SETS, "test")
+class VOCAdapter(VOCIndex):
+    """The loader part (the index part is :mod:`benchmark.data.voc_index`)."""
 
     def load_split(
         self,
@@ -142,14 +127,10 @@ class VOCAdapter:
         trainval_years: Sequence[int] = (2007,),
         **args: Any,
     ) -> SplitData:
-        if args:
-            raise BenchError(
-                f"data.args for the voc adapter: unknown {', '.join(sorted(args))}; the only "
-                f"option is trainval_years (e.g. [2007] or [2007, 2012])."
-            )
+        check_args(args)
         if split not in self.splits:
             raise BenchError(f"VOC has splits {self.splits}, not {split!r}.")
-        years = [2007] if split == "test" else _check_years(trainval_years)
+        years = [2007] if split == "test" else check_years(trainval_years)
         parts = [_load_year(root, year, split, download) for year in years]
         dataset = VOCImages(
             [p for part, _ in parts for p in part.images],
@@ -167,27 +148,15 @@ class VOCAdapter:
             class_names=list(VOC_CLASSES),
             labels=stratification_labels(dataset.annotations),
             is_fixture=all(fixture for _, fixture in parts),
-            source={"voc_trainval_years": [int(y) for y in _check_years(trainval_years)]},
+            source={"voc_trainval_years": [int(y) for y in check_years(trainval_years)]},
             files=[
-                *(_image_set_file(root, year, split) for year in years),
+                *(image_set_file(root, year, split) for year in years),
                 *(Path(x) for x in dataset.xml),
             ],
         )
 
     def write_fixture(self, root: Path) -> Path:
         return write_voc_fixture(root)
-
-
-def _check_years(years: Any) -> list[int]:
-    if isinstance(years, int | str):
-        years = [years]
-    try:
-        out = sorted({int(y) for y in years})
-    except (TypeError, ValueError):
-        out = []
-    if not out or any(y not in _YEARS for y in out):
-        raise BenchError(f"data.args.trainval_years {years!r}: use [2007] or [2007, 2012] (07+12).")
-    return out
 
 
 # --- fixture -----------------------------------------------------------------------------------
