@@ -181,14 +181,17 @@ def test_digest_facts_are_forgotten_with_a_changed_file(tmp_path) -> None:
 def test_repeating_a_record_into_its_folder_is_done_without_torch(finished) -> None:
     """`bench run --config RUN_DIR` into the same results: "already done", quickly; a record
     that this request would not repeat exactly is left to the runner (which refuses it)."""
-    import json
+    from benchmark.run_record import read_record
 
     argv, run_dir = finished
     proc = _cli(["--config", str(run_dir)])
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith(f"already done: {run_dir}")
-    recorded = json.loads((run_dir / "record.json").read_text())
+    recorded = read_record(run_dir)
     assert already_done(_request(argv), recorded) == run_dir
-    assert already_done(_request(argv), {**recorded, "config_hash": "0" * 64}) is None
-    other = {**recorded, "config": {"backbone": {"sha256": "0" * 64}}, "config_hash": None}
+    changed = recorded.model_copy(update={"config_hash": "0" * 64})
+    assert already_done(_request(argv), changed) is None
+    other = recorded.model_copy(
+        update={"config": {"backbone": {"sha256": "0" * 64}}, "config_hash": None}
+    )
     assert already_done(_request(argv), other) is None

@@ -43,7 +43,7 @@ def split_features(
     """Each split's features through the cache: ({split: CachedFeatures}, {split: what the
     record says about them}). A backbone without a sha256 (random initialisation) has no
     stable identity: its features are computed and not cached."""
-    from benchmark.data.splits import TransformedSplit
+    from benchmark.data.datamodule import TransformedSplit
     from benchmark.data.transforms import eval_transform
     from benchmark.feature_cache import CachedFeatures, entry_key
     from benchmark.features import extract, feature_network, key_parts, resolve_device
