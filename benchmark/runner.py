@@ -361,7 +361,7 @@ def plan_run(
     data is read once per sweep and not kept in memory (``datamodule`` is then None).
     """
     subset = parse_subset(request.subset)
-    task = get_task(request.task)
+    task = get_task(request.task, request.tasks_dirs)
     task = for_subset(task, str(subset))
     task = apply_overrides(task, request.overrides)
     if request.max_steps is not None and request.max_steps < 1:

@@ -61,11 +61,13 @@ class DatasetAdapter(Protocol):
 
 
 _ADAPTERS: dict[str, Callable[[], DatasetAdapter]] = {}
-_ADAPTER_MODULES = ("cifar", "sun397", "celeba", "voc")
+_ADAPTER_MODULES = ("cifar", "sun397", "celeba", "voc", "torchvision_adapter", "imagefolder")
 
 
 def register_adapter(name: str) -> Callable[[type], type]:
     def deco(cls: type) -> type:
+        if name in _ADAPTERS and _ADAPTERS[name] is not cls:
+            raise ValueError(f"dataset adapter {name!r} is already registered")
         cls.name = name
         if not hasattr(cls, "version"):
             cls.version = 1
