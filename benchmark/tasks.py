@@ -48,6 +48,7 @@ class DataSpec(_Strict):
     def _hf_needs_spec(self) -> DataSpec:
         if self.source == "hf" and self.hf is None:
             raise ValueError("data.source is 'hf' but the task has no data.hf section")
+        _check_adapter_args(self.adapter, self.args)
         return self
 
 
@@ -172,7 +173,6 @@ class Task(_Strict):
             raise ValueError(
                 f"unknown adapter {self.data.adapter!r} (known: {', '.join(adapters)})"
             )
-        _check_adapter_args(self.data.adapter, self.data.args)
         known = metrics.metric_names(self.kind)
         for name in [self.metrics.primary, *self.metrics.others]:
             if name not in known:
