@@ -244,7 +244,7 @@ def _voc(root: Path, w: _Images, k: int, per: dict[str, int], opt: dict[str, Any
                 objects = [VOCObject(VOC_CLASSES[c], (1, 1, s // 2, s // 2))]
                 if i % 2:  # every other image holds a second class, sometimes difficult
                     objects.append(VOCObject(VOC_CLASSES[(c + 7) % k], (s // 2, s // 2, s, s),
-                                             difficult=i % 4 == 3))  # fmt: skip
+                                             difficult=(c + i) % 3 == 2))  # fmt: skip
                 xml = base / "Annotations" / f"{image_id}.xml"
                 xml.parent.mkdir(parents=True, exist_ok=True)
                 write_voc_annotation(xml, f"{image_id}.jpg", s, s, objects)
