@@ -1,8 +1,14 @@
-"""Dataset adapters, one module per dataset family, behind one registry.
+"""Dataset adapters behind one registry: two generic ones, and one module per dataset that
+needs more than torchvision gives.
 
 An adapter turns ``(root, split)`` into a :class:`SplitData` through the dataset's own loader
 (torchvision's classes, which check the files they read), and writes a tiny fixture of the
-dataset in its real on-disk format for tests and the demo. The LightningDataModules in
+dataset in its real on-disk format for tests and the demo. ``torchvision``
+(:mod:`.torchvision_adapter`, any class of :mod:`.tv_datasets`) and ``imagefolder``
+(:mod:`.imagefolder`) take typed arguments (:mod:`.adapter_args`) and share one fixture writer
+(:mod:`.fixture_writer`), so a dataset torchvision reads is a task YAML, not a module; CIFAR-10,
+SUN397, CelebA and VOC detection keep their own modules (partitions, attribute groups, strict
+boxes). The LightningDataModules in
 :mod:`benchmark.data.classification` (and the detection one) do the rest: validation carving,
 subsets, transforms and loaders.
 """
