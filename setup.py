@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent
 # (source relative to the repository, destination relative to the package) per registry file
 REGISTRY_FILES = [
     *((f"tasks/{p.name}", f"_registry/tasks/{p.name}") for p in sorted(ROOT.glob("tasks/*.yaml"))),
+    *((f"tasks/groups/{p.name}", f"_registry/tasks/groups/{p.name}")
+      for p in sorted(ROOT.glob("tasks/groups/*.yaml"))),
     ("checkpoints/backbones.yaml", "_registry/checkpoints/backbones.yaml"),
 ]
 

@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--json", action="store_true", help="one JSON list instead of a table")
     lst.add_argument("-v", "--verbose", action="store_true",
                      help="backbones: each registry note; tasks: each task's YAML file")
+    lst.add_argument("--tasks-dir", dest="tasks_dirs", action="append", type=Path, default=[],
+                     metavar="DIR", help="tasks: a folder of your own task YAML files, added to "
+                     "the built-in ones (repeatable; $BENCH_TASKS_DIR adds more)")
 
     data = sub.add_parser("data", help="dataset utilities")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="{fixture}",
@@ -68,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     fixture = data_sub.add_parser("fixture", help="write a tiny dataset in the real on-disk format")
     fixture.add_argument("--task", required=True)
     fixture.add_argument("--root", type=Path, required=True)
+    fixture.add_argument("--tasks-dir", dest="tasks_dirs", action="append", type=Path,
+                         default=[], metavar="DIR", help="a folder of your own task YAML files")
 
     ckpt = sub.add_parser("checkpoints", help="inspect or pre-fetch backbone checkpoints")
     ckpt_sub = ckpt.add_subparsers(dest="checkpoints_command", required=True,
@@ -89,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--file", type=Path, help="a sweep YAML (backbones, tasks, seeds, set, ...)")
     sweep.add_argument("--backbones", help="comma-separated names, 'blurred_*' patterns or paths")
-    sweep.add_argument("--tasks", help="comma-separated task names, or 'all'")
+    sweep.add_argument("--tasks", help="comma-separated task names, group names from "
+                       "tasks/groups/ (kornblith12, paper4), or 'all'")
     sweep.add_argument("--seeds", help="e.g. 0,1,2 or 0-4 (default 0)")
     sweep.add_argument("--dry-run", action="store_true",
                        help="show every run and whether it is done, to resume, or to run; run "
@@ -246,12 +252,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     """Plain aligned text (one header row) or JSON: pipes, grep and `column` read it, and it
     needs no table library (importing rich would cost more than listing four tasks)."""
-    rows = _task_rows(args.patterns) if args.what == "tasks" else _backbone_rows(args.patterns)
+    rows = (_task_rows(args.patterns, args.tasks_dirs) if args.what == "tasks"
+            else _backbone_rows(args.patterns))  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
     columns = {
-        "tasks": ["name", "kind", "classes", "primary_metric", "description"],
+        "tasks": ["name", "kind", "classes", "primary_metric", "source", "description"],
         "backbones": ["name", "arch", "data", "source", "cached", "sha256"],
     }[args.what]
     detail = {"tasks": "file", "backbones": "note"}[args.what]
@@ -288,19 +295,20 @@ def _select(names: list[str], patterns: list[str], what: str) -> set[str]:
     return chosen
 
 
-def _task_rows(patterns: list[str]) -> list[dict[str, object]]:
-    from benchmark.tasks import list_tasks, task_files
+def _task_rows(patterns: list[str], tasks_dirs: list[Path]) -> list[dict[str, object]]:
+    """``source``: ``built-in``, or the user folder (--tasks-dir, BENCH_TASKS_DIR) it is from."""
+    from benchmark.tasks import list_tasks, task_sources
 
-    tasks, broken = list_tasks()
+    tasks, broken = list_tasks(tasks_dirs)
     chosen = _select([t.name for t in tasks] + list(broken), patterns, "task")
     for name, why in broken.items():
         if name in chosen:
             print(f"(not listed: {name}: {why})", file=sys.stderr)
-    files = task_files()
+    sources = task_sources(tasks_dirs)
     return [
         {"name": t.name, "kind": t.kind, "classes": t.num_classes,
-         "primary_metric": t.metrics.primary, "description": t.description,
-         "file": str(files[t.name])}
+         "primary_metric": t.metrics.primary, "source": sources[t.name][1],
+         "description": t.description, "file": str(sources[t.name][0])}
         for t in tasks if t.name in chosen
     ]  # fmt: skip
 
@@ -351,8 +359,12 @@ def cmd_data(args: argparse.Namespace) -> int:
     from benchmark.data import get_adapter
     from benchmark.tasks import get_task
 
-    task = get_task(args.task)
-    where = get_adapter(task.data.adapter).write_fixture(args.root)
+    task = get_task(args.task, args.tasks_dirs)
+    adapter = get_adapter(task.data.adapter)
+    if hasattr(adapter, "write_task_fixture"):  # generic adapters: generated from the YAML
+        where = adapter.write_task_fixture(task, args.root)
+    else:
+        where = adapter.write_fixture(args.root)
     print(f"wrote a {task.name} fixture (tiny, synthetic, real on-disk format) to {where}")
     return 0
 

@@ -28,7 +28,9 @@ def registry_dir(name: str) -> Path:
     return Path(str(resources.files(__package__ or "benchmark") / PACKAGED_REGISTRY / name))
 
 
-TASKS_DIR = Path(os.environ.get("BENCH_TASKS_DIR") or registry_dir("tasks"))
+# The built-in task registry; user tasks are added from BENCH_TASKS_DIR and --tasks-dir
+# (benchmark.tasks.task_sources).
+TASKS_DIR = registry_dir("tasks")
 # The backbone registry's folder (weights are cached in torch.hub's and the Hugging Face hub's
 # caches, benchmark.checkpoint_cache); BENCH_BACKBONES_FILE, read per call in
 # benchmark.backbones, overrides the file.

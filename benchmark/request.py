@@ -89,6 +89,10 @@ class RunRequest:
     data_root: Path = option("where datasets live", factory=paths.default_data_root,
                              shown_default="$BENCH_DATA_ROOT or data/")
     download: bool = option("fetch the dataset if it is missing", False)
+    tasks_dirs: list[Path] = option(
+        "a folder of your own task YAML files, added to the built-in tasks (repeatable; "
+        "$BENCH_TASKS_DIR adds more)", factory=list, flag="--tasks-dir", metavar="DIR",
+    )
     results: Path = option("where run records go", Path("results"))
     overrides: dict[str, Any] = option(
         "override a task field by dotted path, e.g. --set optim.lr=0.01 (repeatable)",
@@ -135,6 +139,7 @@ class RunRequest:
 
             self.overrides = parse_overrides(list(self.overrides))
         self.data_root = Path(self.data_root)
+        self.tasks_dirs = [Path(p) for p in self.tasks_dirs]
         self.results = Path(self.results)
         self.devices = str(self.devices)
         if self.backbone_data is not None and self.backbone_data not in PRETRAINING_DATA:
@@ -166,6 +171,8 @@ class RunRequest:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
     return str(value) if isinstance(value, Path) else value
 
 

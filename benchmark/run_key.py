@@ -51,7 +51,7 @@ def resolve_task(request: RunRequest) -> tuple[Task, str | int]:
     from benchmark.protocols.linear import check_protocol
 
     subset = parse_subset(request.subset)
-    task = get_task(request.task)
+    task = get_task(request.task, request.tasks_dirs)
     task = for_subset(task, str(subset))
     overrides = dict(request.overrides)
     if request.protocol is not None:

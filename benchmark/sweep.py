@@ -123,23 +123,31 @@ def parse_key_values(pairs: Sequence[str], flag: str) -> dict[str, Any]:
     return parse(pairs, flag, f"expected KEY=VALUE, e.g. {flag} partition=gpu")
 
 
-def expand_tasks(names: list[str]) -> list[str]:
-    """Task names, with ``all`` for every registered task; each name is checked."""
+def expand_tasks(names: list[str], extra: Sequence[Path] = ()) -> list[str]:
+    """Task names, with ``all`` for every registered task and a group's name
+    (``kornblith12``, ``tasks/groups/``) for its tasks; each name is checked."""
+    from benchmark.task_groups import task_groups
     from benchmark.tasks import get_task, list_tasks
 
     if not names:
-        raise BenchError("no tasks: pass --tasks NAME[,NAME...] or --tasks all.")
+        raise BenchError("no tasks: pass --tasks NAME[,NAME...], a group or --tasks all.")
+    groups = task_groups()
     out: list[str] = []
     for name in names:
-        if name == "all":
-            tasks, broken = list_tasks()
+        if name in groups:
+            for member in groups[name].tasks:
+                get_task(member, extra)
+                if member not in out:
+                    out.append(member)
+        elif name == "all":
+            tasks, broken = list_tasks(extra)
             if broken:
                 first = next(iter(broken.values()))
                 raise BenchError(f"--tasks all: {len(broken)} task file(s) do not validate; "
                                  f"fix them first: {first}")
             out += [t.name for t in tasks if t.name not in out]
         else:
-            get_task(name)  # unknown names fail here, with suggestions
+            get_task(name, extra)  # unknown names fail here, with suggestions
             if name not in out:
                 out.append(name)
     return out
@@ -177,8 +185,8 @@ def build_spec(
     seeds = parse_seeds(cli.get("seeds") if cli.get("seeds") is not None else sweep.seeds)
     slurm = {**sweep.slurm, **(cli.get("slurm") or {})}
     launcher = cli.get("launcher") or sweep.launcher or "local"
-    return SweepSpec(expand_backbones(backbones), expand_tasks(tasks), seeds, template,
-                     launcher, slurm)
+    return SweepSpec(expand_backbones(backbones), expand_tasks(tasks, template.tasks_dirs), seeds,
+                     template, launcher, slurm)
 
 
 # --------------------------------------------------------------------------- plan

@@ -9,6 +9,7 @@ names the file and the field.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -47,6 +48,7 @@ class DataSpec(_Strict):
     def _hf_needs_spec(self) -> DataSpec:
         if self.source == "hf" and self.hf is None:
             raise ValueError("data.source is 'hf' but the task has no data.hf section")
+        _check_adapter_args(self.adapter, self.args)
         return self
 
 
@@ -160,6 +162,16 @@ class SmokeSpec(_Strict):
     set: dict[str, Any] = Field(default_factory=dict)
 
 
+class FixtureSpec(_Strict):
+    """How ``bench data fixture`` writes the task's tiny dataset (generic adapters): images per
+    class in each of the dataset's own splits (``all`` for a dataset without splits), and their
+    size. The layout is the real dataset's (:mod:`benchmark.data.fixture_writer`). Not part of
+    the run key: a run on a fixture is marked as one by its data identity."""
+
+    per_class: dict[str, Annotated[int, Field(ge=1)]]
+    image_size: Annotated[int, Field(ge=8)] = 32
+
+
 class Task(_Strict):
     name: str
     kind: TaskKind
@@ -178,6 +190,9 @@ class Task(_Strict):
     groups: dict[str, list[str]] = Field(default_factory=dict)  # e.g. CelebA attribute regions
     resources: ResourceSpec = ResourceSpec()
     probe: ProbeSpec = ProbeSpec()
+    fixture: FixtureSpec | None = None
+    # A user task (--tasks-dir, BENCH_TASKS_DIR) with a built-in task's name must say so.
+    replace: bool = False
 
     @model_validator(mode="after")
     def _check_registries(self) -> Task:
@@ -209,10 +224,27 @@ class Task(_Strict):
 
     def resolved(self) -> dict[str, Any]:
         """The full config as plain JSON data: what the record stores and hashes (cluster
-        resources aside: they do not change a result; the probe's options only for the probe,
-        so the keys of other protocols do not change with them)."""
-        exclude = {"resources"} if self.protocol == "linear" else {"resources", "probe"}
+        resources, the fixture spec and ``replace`` aside: they do not change a result; the
+        probe's options only for the probe, so the keys of other protocols do not change with
+        them)."""
+        exclude = {"resources", "fixture", "replace"}
+        if self.protocol != "linear":
+            exclude.add("probe")
         return self.model_dump(mode="json", by_alias=True, exclude=exclude)
+
+def _check_adapter_args(adapter: str, args: dict[str, Any]) -> None:
+    """Typed ``data.args`` (:mod:`benchmark.data.adapter_args`), reported under ``data.args``."""
+    from benchmark.data.adapter_args import typed_args
+
+    try:
+        typed_args(adapter, args)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(["data", "args", *(str(p) for p in first["loc"])])
+        msg = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            msg = "unknown field"
+        raise ValueError(f"{where}: {msg}") from None
 
 
 def _format_validation_error(source: str, err: ValidationError) -> str:
@@ -236,17 +268,61 @@ def task_from_dict(raw: Any, source: str) -> Task:
         raise BenchError(_format_validation_error(source, err)) from None
 
 
-def task_files() -> dict[str, Path]:
-    """Every ``*.yaml`` in the task registry; none at all is an error, never an empty listing
-    (an install without its registry used to print nothing and exit 0)."""
-    files = {p.stem: p for p in sorted(paths.TASKS_DIR.glob("*.yaml"))}
-    if not files:
+BUILT_IN = "built-in"
+
+
+def user_task_dirs(extra: Sequence[Path] = ()) -> list[Path]:
+    """Folders of user tasks: ``BENCH_TASKS_DIR`` (``os.pathsep``-separated), then
+    ``--tasks-dir``."""
+    env = [Path(p) for p in os.environ.get("BENCH_TASKS_DIR", "").split(os.pathsep) if p]
+    out: list[Path] = []
+    for folder in [*env, *(Path(p) for p in extra)]:
+        if not folder.is_dir():
+            raise BenchError(f"task folder {folder} does not exist or is not a folder "
+                             f"(--tasks-dir / BENCH_TASKS_DIR): pass a folder of task YAML files.")
+        if folder.resolve() not in [o.resolve() for o in out]:
+            out.append(folder)
+    return out
+
+
+def task_sources(extra: Sequence[Path] = ()) -> dict[str, tuple[Path, str]]:
+    """Every task's file and where it comes from (``built-in`` or the user folder).
+
+    User folders add to the built-in registry; a user task with a built-in name replaces it
+    only if it says ``replace: true`` (a name clash is otherwise a mistake, refused in one line);
+    two user folders defining one name are refused as well. Missing or empty built-in registry
+    is an error, never an empty listing (an install without its registry used to print nothing).
+    """
+    builtin = {p.stem: p for p in sorted(paths.TASKS_DIR.glob("*.yaml"))}
+    if not builtin:
         where = "does not exist" if not paths.TASKS_DIR.is_dir() else "holds no *.yaml task file"
         raise BenchError(
-            f"the task registry {paths.TASKS_DIR} {where}: reinstall blurbench, or point "
-            f"BENCH_TASKS_DIR at a folder of task YAML files."
+            f"the task registry {paths.TASKS_DIR} {where}: reinstall blurbench "
+            f"(user tasks go in a folder given with --tasks-dir or BENCH_TASKS_DIR)."
         )
-    return files
+    out: dict[str, tuple[Path, str]] = {n: (p, BUILT_IN) for n, p in builtin.items()}
+    for folder in user_task_dirs(extra):
+        for path in sorted(folder.glob("*.yaml")):
+            name = path.stem
+            if name in out and out[name][1] != BUILT_IN:
+                raise BenchError(f"task {name!r} is defined twice: {out[name][0]} and {path}; "
+                                 f"rename one.")  # fmt: skip
+            if name in out and not _says_replace(path):
+                raise BenchError(f"{path}: task {name!r} has the name of a built-in task "
+                                 f"({out[name][0]}); rename it, or add 'replace: true' to "
+                                 f"replace the built-in one.")  # fmt: skip
+            out[name] = (path, str(folder))
+    return out
+
+
+def _says_replace(path: Path) -> bool:
+    raw = read_yaml(path)
+    return isinstance(raw, dict) and raw.get("replace") is True
+
+
+def task_files(extra: Sequence[Path] = ()) -> dict[str, Path]:
+    """Every task file: the built-in registry plus the user folders (see :func:`task_sources`)."""
+    return {name: path for name, (path, _) in task_sources(extra).items()}
 
 
 def load_task_file(path: Path) -> Task:
@@ -256,8 +332,8 @@ def load_task_file(path: Path) -> Task:
     return task
 
 
-def get_task(name: str) -> Task:
-    files = task_files()
+def get_task(name: str, extra: Sequence[Path] = ()) -> Task:
+    files = task_files(extra)
     if name not in files:
         raise BenchError(
             f"unknown task {name!r}; `bench list tasks` shows the registered ones."
@@ -266,11 +342,11 @@ def get_task(name: str) -> Task:
     return load_task_file(files[name])
 
 
-def list_tasks() -> tuple[list[Task], dict[str, str]]:
+def list_tasks(extra: Sequence[Path] = ()) -> tuple[list[Task], dict[str, str]]:
     """All tasks that validate, and for the others the reason they do not."""
     ok: list[Task] = []
     broken: dict[str, str] = {}
-    for name, path in task_files().items():
+    for name, path in task_files(extra).items():
         try:
             ok.append(load_task_file(path))
         except BenchError as err:
@@ -328,7 +404,8 @@ def apply_overrides(task: Task, overrides: dict[str, Any], source: str = "--set"
 
 def _is_free_mapping(parent: list[str]) -> bool:
     """Fields whose keys are user-chosen (adapter args, attribute groups, HF columns)."""
-    return parent in (["data", "args"], ["groups"], ["smoke", "set"]) or (
+    return parent in (["data", "args"], ["data", "args", "options"], ["groups"],
+                      ["smoke", "set"]) or (
         len(parent) == 3 and parent[:2] == ["data", "hf"]
     )
 

@@ -86,18 +86,20 @@ def test_list_backbones_pattern_header_notes_and_json(capsys: pytest.CaptureFixt
 def test_list_tasks_header_patterns_and_json(capsys: pytest.CaptureFixture) -> None:
     assert bench("list", "tasks") == 0
     rows = _table(capsys.readouterr().out)
-    assert rows[0] == ["NAME", "KIND", "CLASSES", "PRIMARY_METRIC", "DESCRIPTION"]
+    assert rows[0] == ["NAME", "KIND", "CLASSES", "PRIMARY_METRIC", "SOURCE", "DESCRIPTION"]
     assert sorted(r[0] for r in rows[1:]) == sorted(p.stem for p in paths.TASKS_DIR.glob("*.yaml"))
     assert bench("list", "tasks", "c*", "--json") == 0
     listed = json.loads(capsys.readouterr().out)
-    assert {(t["name"], t["primary_metric"]) for t in listed} == {
-        ("cifar10", "top1"), ("celeba", "mean_attribute_accuracy")}  # fmt: skip
+    assert {(t["name"], t["primary_metric"], t["source"]) for t in listed} == {
+        ("cifar10", "top1", "built-in"), ("cifar100", "top1", "built-in"),
+        ("caltech101", "mean_per_class_accuracy", "built-in"),
+        ("celeba", "mean_attribute_accuracy", "built-in")}  # fmt: skip
 
 
 def test_a_pattern_matching_nothing_is_the_users_mistake(capsys: pytest.CaptureFixture) -> None:
-    assert bench("list", "tasks", "cifar100") == 2
+    assert bench("list", "tasks", "cifar1000") == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("bench: error: no task matches 'cifar100'") and "\n" not in err
+    assert err.startswith("bench: error: no task matches 'cifar1000'") and "\n" not in err
     assert "Did you mean: cifar10" in err
 
 

@@ -212,7 +212,7 @@ def test_slurm_parameters_come_from_the_task(tmp_path, data_root, env) -> None:
 @pytest.mark.parametrize(
     ("args", "file", "message"),
     [
-        (("--tasks", "cifar100"), None, "bench: error: unknown task 'cifar100'"),
+        (("--tasks", "cifar1000"), None, "bench: error: unknown task 'cifar1000'"),
         (("--tasks", "cifar10", "--seeds", "0,x"), None, "--seeds: 'x' is not a seed"),
         (("--tasks", "cifar10", "--backbones", "nope_*"), None, "no backbone matches 'nope_*'"),
         ((), "tasks: [cifar10]\nepochs: 3\n", "epochs: unknown key"),

@@ -128,6 +128,52 @@ def per_attribute_average_precision(logits: Any, targets: Any, class_names: list
     return _by_name(_per_attribute_average_precision(logits, targets), class_names)
 
 
+def eleven_point_ap(scores: np.ndarray, positive: np.ndarray,
+                    weights: np.ndarray | None = None) -> np.ndarray:
+    """PASCAL VOC2007's 11-point interpolated AP per column ``[R, K]`` (R weightings of the
+    examples, e.g. bootstrap multiplicities; one unweighted row by default), NaN for a column
+    without positives.
+
+    The VOC07 devkit's rule (``VOCevalcls.m``): the mean over recall levels 0, 0.1, ..., 1 of
+    the highest precision at a recall at least that level (the detection evaluator's thresholds,
+    floating-point warts included). Tied scores are one threshold (as in
+    scikit-learn's AP), where the devkit would order them arbitrarily. Written by hand because
+    neither scikit-learn nor torchmetrics has the 11-point variant; checked against a direct
+    loop over the devkit's formula in the tests.
+    """
+    scores, pos = np.asarray(scores, dtype=np.float64), np.asarray(positive) > 0
+    n, k = pos.shape
+    w = np.ones((1, n)) if weights is None else np.asarray(weights, dtype=np.float64)
+    out = np.full((w.shape[0], k), np.nan)
+    from benchmark.detection.voc_eval import VOC07_RECALL_THRESHOLDS as levels  # one table
+
+    for j in range(k):
+        order = np.argsort(-scores[:, j], kind="stable")
+        sorted_scores = scores[order, j]
+        ends = np.flatnonzero(np.r_[sorted_scores[1:] != sorted_scores[:-1], True])
+        ww = w[:, order]
+        tp = np.cumsum(ww * pos[order, j], axis=1)[:, ends]
+        seen = np.cumsum(ww, axis=1)[:, ends]
+        total = tp[:, -1:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = np.where(seen > 0, tp / seen, 0.0)
+            recall = tp / total
+            reached = [np.where(recall >= t, precision, 0.0).max(axis=1) for t in levels]
+        out[:, j] = np.where(total[:, 0] > 0, np.mean(reached, axis=0), np.nan)
+    return out
+
+
+@register_metric("multilabel", "map_voc07_11point")
+def map_voc07_11point(logits: Any, targets: Any, class_names: list[str]) -> float | None:
+    """VOC2007 classification's mAP: the mean over classes of the 11-point AP of the logits."""
+    return json_number(mean_of_defined(eleven_point_ap(logits, targets)[0]))
+
+
+@register_metric("multilabel", "per_class_ap_voc07_11point")
+def per_class_ap_voc07_11point(logits: Any, targets: Any, class_names: list[str]) -> dict:
+    return _by_name(eleven_point_ap(logits, targets)[0], class_names)
+
+
 @register_metric("multilabel", "per_attribute_positive_rate")
 def per_attribute_positive_rate(logits: Any, targets: Any, class_names: list[str]) -> dict:
     """The share of positive test examples: how imbalanced each attribute is (data, not model),
@@ -188,7 +234,12 @@ def multilabel_scores(run_dir: Path, record: RunRecord) -> RunScores:
     ap = average_precision_metric(logits, positive, names)
     per_ap = ResampledMetric(memoized(ap.compute), names)
     per_accuracy = ExampleScores(correct, names)
+    per_ap11 = ResampledMetric(
+        memoized(lambda idx: eleven_point_ap(logits, positive, multiplicities(idx, n))), names
+    )
     metrics: dict[str, Scored] = {
+        "map_voc07_11point": ResampledMetric(lambda idx: nanmean_rows(per_ap11.compute(idx))),
+        "per_class_ap_voc07_11point": per_ap11,
         "mean_attribute_accuracy": ExampleScores(correct.mean(axis=1)),
         "per_attribute_accuracy": per_accuracy,
         "balanced_accuracy": ResampledMetric(lambda idx: nanmean_rows(per_balanced.compute(idx))),

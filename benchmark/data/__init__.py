@@ -18,6 +18,12 @@ rest: validation carving, subsets, transforms and loaders.
 
 The registry is a table of module paths, imported only when an adapter is used: validating a
 task YAML imports no dataset library.
+
+Two adapters are generic: ``torchvision`` (:mod:`.torchvision_adapter`, any class of
+:mod:`.tv_datasets`) and ``imagefolder`` (:mod:`.imagefolder`) take typed arguments
+(:mod:`.adapter_args`) and share one fixture writer (:mod:`.fixture_writer`), so a dataset
+torchvision reads is a task YAML, not a module. Their index part is not split off yet (the table
+names the loader for both parts): a run on them is keyed the full way, with torch.
 """
 
 from __future__ import annotations
@@ -121,6 +127,11 @@ register_adapter("sun397", "benchmark.data.sun397_index:SUN397Index",
 register_adapter("celeba", "benchmark.data.celeba_index:CelebAIndex",
                  "benchmark.data.celeba:CelebAAdapter")  # fmt: skip
 register_adapter("voc", "benchmark.data.voc_index:VOCIndex", "benchmark.data.voc:VOCAdapter")
+# generic adapters, loader for both parts until their index part is split off (see above)
+register_adapter("torchvision", "benchmark.data.torchvision_adapter:TorchvisionAdapter",
+                 "benchmark.data.torchvision_adapter:TorchvisionAdapter")  # fmt: skip
+register_adapter("imagefolder", "benchmark.data.imagefolder:ImageFolderAdapter",
+                 "benchmark.data.imagefolder:ImageFolderAdapter")  # fmt: skip
 
 
 def adapter_names() -> list[str]:

@@ -30,30 +30,38 @@ class _CheckedCIFAR10(CIFAR10):
     reading the batches with :func:`load_data_pickle` instead of ``pickle.load``.
 
     ``__init__`` is torchvision's own (download, integrity check, stack the batches) with only
-    the unpickling changed, so a batch file can hold data but never run code.
+    the unpickling changed, so a batch file can hold data but never run code. CIFAR-100 is the
+    same class over CIFAR100's tables (:func:`checked_cifar`).
     """
 
+    _base: type[CIFAR10] = CIFAR10
+    _manual = _MANUAL
+    _label = "CIFAR-10"
+
     def __init__(self, root: str, train: bool, download: bool, md5: dict[str, str] | None):
+        base = self._base
         if md5 is not None:
-            self.train_list = [[name, md5.get(name, "")] for name, _ in CIFAR10.train_list]
-            self.test_list = [[name, md5.get(name, "")] for name, _ in CIFAR10.test_list]
-            self.meta = {**CIFAR10.meta, "md5": md5.get(CIFAR10.meta["filename"], "")}
+            self.train_list = [[name, md5.get(name, "")] for name, _ in base.train_list]
+            self.test_list = [[name, md5.get(name, "")] for name, _ in base.test_list]
+            self.meta = {**base.meta, "md5": md5.get(base.meta["filename"], "")}
         VisionDataset.__init__(self, root)
         self.train = train
         if download:
             folder = Path(root, self.base_folder)
-            manual = f"download {_MANUAL} and extract it so that {folder}/data_batch_1 exists."
-            with dataset_download("CIFAR-10", folder, manual):
+            first = base.train_list[0][0]
+            manual = f"download {self._manual} and extract it so that {folder}/{first} exists."
+            with dataset_download(self._label, folder, manual):
                 self.download()
         if not self._check_integrity():
             raise RuntimeError("Dataset not found or corrupted.")
         data, self.targets = [], []
         for file_name, _ in self.train_list if train else self.test_list:
             entry = self._read(file_name)
-            if not isinstance(entry.get("data"), np.ndarray) or "labels" not in entry:
-                raise BenchError(f"{self._path(file_name)}: not a CIFAR-10 batch (no data/labels).")
+            labels = entry.get("labels", entry.get("fine_labels"))  # CIFAR-100: fine labels
+            if not isinstance(entry.get("data"), np.ndarray) or labels is None:
+                raise BenchError(f"{self._path(file_name)}: not a CIFAR batch (no data/labels).")
             data.append(entry["data"])
-            self.targets.extend(entry["labels"])
+            self.targets.extend(labels)
         self.data = np.vstack(data).reshape(-1, 3, 32, 32).transpose((0, 2, 3, 1))  # HWC
         self._load_meta()
 
@@ -71,6 +79,21 @@ class _CheckedCIFAR10(CIFAR10):
             raise RuntimeError("Dataset metadata file not found or corrupted.")
         self.classes = list(self._read(self.meta["filename"]).get(self.meta["key"], []))
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+
+
+def checked_cifar(
+    base: type[CIFAR10], root: str, train: bool, md5: dict[str, str] | None, download: bool = False
+) -> CIFAR10:
+    """torchvision's ``CIFAR10`` or ``CIFAR100`` (``base``) read through the allow-list
+    unpickler, checked against ``md5`` (a fixture manifest) when given, else the release's."""
+    if base is CIFAR10:
+        return _CheckedCIFAR10(root, train, download, md5)
+    manual = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+    attrs = {k: getattr(base, k) for k in ("base_folder", "url", "filename", "tgz_md5",
+                                            "train_list", "test_list", "meta")}  # fmt: skip
+    cls = type(f"_Checked{base.__name__}", (_CheckedCIFAR10,),
+               {**attrs, "_base": base, "_manual": manual, "_label": "CIFAR-100"})  # fmt: skip
+    return cls(root, train, download, md5)
 
 
 class CIFAR10Adapter(CIFAR10Index):

@@ -321,7 +321,16 @@ def render_context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
         "overview_b64": base64.b64encode(board.overview_png).decode() if board.overview_png
         else "",
         "overview_note": board.overview_note,
+        **_group_context(board),
     }
+
+
+def _group_context(board: Leaderboard) -> dict[str, Any]:
+    """The task-group summary (:mod:`benchmark.leaderboard.groups`)."""
+    from benchmark.leaderboard.groups import GROUP_HEADER, group_note, group_rows
+
+    return {"groups": group_rows(board), "groups_header": GROUP_HEADER,
+            "groups_note": group_note(level_text(board.confidence), board.alpha)}
 
 
 _MD_SPECIAL = re.compile(r"([\\`*\[\]|]|<(?=[A-Za-z/!?]))")
@@ -386,6 +395,12 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10,
     else:
         lines += ["No comparison: no setting holds both an original-data backbone and its "
                   "blurred counterpart (see the problems list, or pair with `--pair`).", ""]
+    if ctx["groups"]:
+        lines += ["## Task groups", "", ctx["groups_note"], ""]
+        lines += _md_table(ctx["groups_header"], [
+            [md(g["group"]) + (" **[fixture]**" if g["fixture"] else ""), md(g["setting"]),
+             md(g["a"]), md(g["b"]), g["tasks"], g["mean"], g["interval"], g["differ"],
+             md(g["missing"])] for g in ctx["groups"]])  # fmt: skip
     for setting in ctx["settings"]:
         badge = " **[fixture]**" if setting["fixture"] else ""
         lines += [f"## {md(setting['title'])}{badge}", "", f"*{md(setting['small_print'])}*", ""]

@@ -1,0 +1,74 @@
+"""Task groups: `bench sweep --tasks kornblith12` expands the group, and the leaderboard
+summarises a backbone pair over it (mean delta with its interval, tasks differing after Holm)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from synthetic_records import logits_with_correct, write_classification_run
+
+from benchmark import leaderboard
+from benchmark.leaderboard.groups import summarise_groups
+from benchmark.leaderboard.render import render_html, render_markdown
+from benchmark.stats import seed_interval
+from benchmark.sweep import expand_tasks
+from benchmark.task_groups import task_groups
+
+KORNBLITH = ["food101", "cifar10", "cifar100", "sun397", "stanford_cars", "fgvc_aircraft",
+             "voc2007_cls", "dtd", "oxford_pets", "caltech101", "flowers102"]  # fmt: skip
+
+
+def test_groups_expand_to_their_tasks() -> None:
+    groups = task_groups()
+    assert groups["kornblith12"].tasks == KORNBLITH
+    assert expand_tasks(["kornblith12"]) == KORNBLITH
+    assert expand_tasks(["paper4", "cifar10"]) == ["cifar10", "sun397", "celeba", "voc"]
+
+
+def _holm_reject(p: list[float], alpha: float) -> int:
+    """Holm's step-down procedure as stated (Holm 1979): reject in order of p while
+    p_(i) <= alpha / (m - i); the reference the summary's count is checked against."""
+    m, rejected = len(p), 0
+    for i, value in enumerate(sorted(p)):
+        if value > alpha / (m - i):
+            break
+        rejected += 1
+    return rejected
+
+
+def test_group_summary_over_a_backbone_pair(tmp_path: Path) -> None:
+    """Four of the group's tasks, blurred worse by 0, 0, 10 and 20 points of 400 examples."""
+    classes = [f"c{i}" for i in range(10)]
+    target = np.repeat(np.arange(10), 40)
+    rng = np.random.default_rng(0)
+    planted = {"cifar10": 0, "dtd": 0, "food101": 40, "caltech101": 80}
+    for task, drop in planted.items():
+        correct_a = rng.random(400) < 0.8
+        correct_b = correct_a.copy()
+        correct_b[np.flatnonzero(correct_a)[:drop]] = False
+        for name, data, correct in (("original_r18", "original", correct_a),
+                                    ("blurred_r18", "blurred", correct_b)):
+            logits = logits_with_correct(target, correct, 10, rng)
+            write_classification_run(tmp_path, name, "resnet18", data, 0, logits, target,
+                                     classes, task=task)  # fmt: skip
+    board = leaderboard.build(tmp_path, n_boot=500, plots=False, cache=False)
+    (summary,) = [s for s in summarise_groups(board) if s.group == "kornblith12"]
+    assert summary.tasks == ["food101", "cifar10", "dtd", "caltech101"]  # the group's order
+    assert set(summary.missing) == set(KORNBLITH) - set(planted)
+    by_task = {c.setting.task: c for c in board.comparisons}
+    deltas = [100 * next(m for m in by_task[t].metrics if m.metric == "top1").delta
+              for t in summary.tasks]  # fmt: skip
+    assert np.allclose(summary.deltas, deltas)
+    assert np.allclose(deltas, [-10.0, 0.0, 0.0, -20.0])
+    expected = seed_interval(deltas, 0.95)
+    assert math.isclose(summary.mean, -7.5) and math.isclose(summary.low, expected.low)
+    assert summary.low < summary.mean < summary.high
+    assert summary.differ == _holm_reject(summary.p_values, 0.05)
+    assert summary.differ == 2  # the 10- and 20-point drops
+    markdown = render_markdown(board, tmp_path / "out")
+    assert "## Task groups" in markdown and "| kornblith12 | finetune · full |" in markdown
+    assert "| 4 of 11 | -7.50 |" in markdown and "| 2 of 4 |" in markdown
+    html = render_html(board, tmp_path / "out")
+    assert 'id="group-summary"' in html
