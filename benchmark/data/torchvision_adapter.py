@@ -164,13 +164,15 @@ class TorchvisionAdapter:
         if row.name == "CIFAR100":
             files, labels, classes = [], list(ds.targets), list(ds.classes)
             ids = [f"{split}/{i:05d}" for i in range(len(labels))]
-            data = SplitData(ds, ids, classes, np.asarray(labels, dtype=np.int64))
+            data = SplitData(dataset=ds, example_ids=ids, class_names=classes,
+                             labels=np.asarray(labels, dtype=np.int64))
         elif row.kind == "multilabel":
             data = _voc_classification(ds, folder)
         else:
             files, labels, classes = _READERS[row.name](ds)
             ids = [Path(f).relative_to(folder).as_posix() for f in files]
-            data = SplitData(ds, ids, classes, np.asarray(labels, dtype=np.int64))
+            data = SplitData(dataset=ds, example_ids=ids, class_names=classes,
+                             labels=np.asarray(labels, dtype=np.int64))
         if args.per_class_train is not None:
             data = _per_class_split(data, split, args.per_class_train, args.split_seed, row)
         data.is_fixture = md5 is not None
