@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     from benchmark.obfuscation.cli import add_parsers as add_obfuscation_parsers
 
     COMMANDS.update(add_obfuscation_parsers(sub))  # bench blur, obfuscate, faces
+    from benchmark.pretrain_cli import add_parsers as add_pretrain_parsers
+
+    COMMANDS.update(add_pretrain_parsers(sub))  # bench pretrain
     _finish_help(parser)
     return parser
 
@@ -406,7 +409,7 @@ COMMANDS = {
 
 
 _FOLDER_ARGUMENTS = {"results": "--results", "data_root": "--data-root", "out": "--out",
-                     "workdir": "--workdir", "root": "--root"}  # fmt: skip
+                     "workdir": "--workdir", "root": "--root", "data": "--data"}  # fmt: skip
 
 
 def _check_folder_arguments(args: argparse.Namespace) -> None:
