@@ -200,6 +200,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if name not in given:
             raise BenchError(f"--{name} is required (or --config RUN_DIR to repeat a run).")
     request = RunRequest(**given)
+    if _is_eval_task(request.task):  # protocol eval (tasks/imagenet.yaml): nothing trains
+        return _cmd_eval(request)
     if args.print_config:
         print(json.dumps(resolved_config(request), indent=1))
         return 0
@@ -208,6 +210,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         primary = outcome.record["primary_metric"]
         print(f"{primary} = {outcome.record['metrics'][primary]:.4f}")
         print(f"record: {outcome.run_dir / 'record.json'}")
+    return 0
+
+
+def _is_eval_task(name: str) -> bool:
+    from benchmark.tasks import get_task
+
+    return get_task(name).protocol == "eval"
+
+
+def _cmd_eval(request: object) -> int:
+    from benchmark.evaluate import execute_eval
+
+    run_dir, record, table = execute_eval(request)  # type: ignore[arg-type]
+    metrics = record["metrics"]
+    print(f"top1 = {metrics['top1']:.4f}, top5 = {metrics['top5']:.4f} "
+          f"({record['backbone']['name']}, evaluated as it is)")
+    print(table)
+    print(f"record: {run_dir / 'record.json'}")
     return 0
 
 

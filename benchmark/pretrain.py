@@ -299,6 +299,8 @@ def pretrain(req: PretrainRequest) -> PretrainOutcome:
         weights = save_weights_file(staging / WEIGHTS_FILE, network, {
             "arch": req.arch, "num_classes": str(len(class_names)),
             "pretraining_data": req.pretrain_data, "data_sha256": str(identity["sha256"]),
+            # output i is class folder i: protocol eval checks the data has these folders
+            "class_names": ",".join(class_names),
         })  # fmt: skip
         record["weights_sha256"] = sha256_of(weights)
         atomic_write_text(staging / RECORD_FILE, json.dumps(record, indent=1) + "\n")

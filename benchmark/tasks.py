@@ -139,7 +139,8 @@ class Task(_Strict):
     splits: Splits
     num_classes: Annotated[int, Field(ge=1)]
     metrics: MetricSpec
-    protocol: Literal["finetune", "linear"] = "finetune"
+    # eval: the backbone is evaluated as it is, head included (tasks/imagenet.yaml)
+    protocol: Literal["finetune", "linear", "eval"] = "finetune"
     optim: OptimSpec
     schedule: ScheduleSpec = ScheduleSpec()
     train: TrainSpec

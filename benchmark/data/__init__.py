@@ -61,7 +61,7 @@ class DatasetAdapter(Protocol):
 
 
 _ADAPTERS: dict[str, Callable[[], DatasetAdapter]] = {}
-_ADAPTER_MODULES = ("cifar", "sun397", "celeba", "voc")
+_ADAPTER_MODULES = ("cifar", "sun397", "celeba", "voc", "imagenet_folder")
 
 
 def register_adapter(name: str) -> Callable[[type], type]:

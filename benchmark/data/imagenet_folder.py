@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from torchvision.datasets import ImageFolder
 
+from benchmark.data import SplitData, register_adapter
 from benchmark.errors import BenchError
 
 SPLITS = ("train", "val")
 IDENTITY_VERSION = 1
+FIXTURE_MARK = "BLURBENCH_FIXTURE"  # a fixture's runs are marked as such in their records
 
 
 def open_split(root: Path, split: str) -> ImageFolder:
@@ -86,3 +89,39 @@ def write_fixture(
                 pixels = np.clip(colour + stripes + noise, 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(folder / f"{name}_{split}_{i:04d}.JPEG", quality=90)
     return root
+
+
+def example_ids(dataset: ImageFolder, root: Path) -> list[str]:
+    """Each image's path under ``root`` (``val/<wnid>/<file>``): stable, and what face
+    annotations name an image by."""
+    return [Path(path).relative_to(root).as_posix() for path, _ in dataset.samples]
+
+
+# The ImageNet evaluation task's adapter: ``<data_root>/<folder>/<split>/<class>/*``. It is
+# registered like the other dataset families so tasks/imagenet.yaml validates and
+# `bench data fixture --task imagenet` writes the fixture.
+
+
+@register_adapter("imagenet_folder")
+class ImageNetFolderAdapter:
+    splits = ("train", "val")
+    version = 1
+
+    def load_split(self, root: Path, split: str, download: bool, folder: str = "imagenet",
+                   **args: Any) -> SplitData:  # fmt: skip
+        if download:
+            raise BenchError("ImageNet cannot be downloaded automatically: place its train/ "
+                             "and val/ class folders under the data root yourself.")  # fmt: skip
+        base = Path(root) / folder
+        dataset = open_split(base, split)
+        return SplitData(
+            dataset=dataset, example_ids=example_ids(dataset, base),
+            class_names=list(dataset.classes), labels=np.asarray(dataset.targets),
+            is_fixture=(base / FIXTURE_MARK).is_file(),
+            source={"loader": "torchvision.datasets.ImageFolder", "folder": str(base)},
+        )  # fmt: skip
+
+    def write_fixture(self, root: Path, folder: str = "imagenet", **args: Any) -> Path:
+        base = write_fixture(Path(root) / folder)
+        (base / FIXTURE_MARK).write_text("blurbench fixture: synthetic images, not ImageNet\n")
+        return base
