@@ -122,6 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="neither read nor write <results>/.cache/leaderboard-scores.npz "
                        "(per-run scores kept so a rebuild skips unchanged predictions)")
 
+    inet = sub.add_parser(
+        "imagenet-compare", help="per-category comparison of two ImageNet evaluation runs "
+        "(original vs blurred pretraining): largest drops, correlation with faces")
+    inet.add_argument("original", type=Path, metavar="ORIGINAL_RUN",
+                      help="run folder of `bench run --task imagenet` with the original backbone")
+    inet.add_argument("compared", type=Path, metavar="COMPARED_RUN",
+                      help="the same images, evaluated with the blurred/overlayed backbone")
+    inet.add_argument("--supercategories", type=Path, default=None, metavar="JSON",
+                      help="a JSON object category -> supercategory, for supercategory means")
+    inet.add_argument("--top", type=int, default=10, help="largest drops listed")
+    inet.add_argument("--confidence", type=float, default=0.95, help="level of the intervals")
+
     demo = sub.add_parser("demo", help="offline demo: fixture data + untrained demo checkpoint")
     demo.add_argument("--workdir", type=Path, default=Path("demo"),
                       help="folder for the fixture data and the checkpoint, under the current one")
@@ -417,8 +429,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_imagenet_compare(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard.imagenet import compare_runs, read_supercategories, render_markdown
+
+    groups = read_supercategories(args.supercategories) if args.supercategories else None
+    comparison = compare_runs(args.original, args.compared, groups, args.confidence)
+    print(render_markdown(comparison, args.top))
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
+    "imagenet-compare": cmd_imagenet_compare,
     "list": cmd_list,
     "data": cmd_data,
     "demo": cmd_demo,
