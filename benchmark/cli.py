@@ -213,6 +213,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise BenchError(f"--{name} is required (or --config RUN_DIR to repeat a run).")
     request = RunRequest(**given)
     if _is_eval_task(request.task):  # protocol eval (tasks/imagenet.yaml): nothing trains
+        if args.print_config or request.dry_run or args.config is not None:
+            raise BenchError("--print-config, --dry-run and --config are not available for "
+                             "protocol eval tasks yet; run the task without them.")
         return _cmd_eval(request)
     if args.print_config:
         print(json.dumps(resolved_config(request), indent=1))

@@ -409,6 +409,9 @@ def plan_run(
     task = get_task(request.task)
     task = for_subset(task, str(subset))
     task = apply_overrides(task, request.overrides)
+    if task.protocol == "eval":  # benchmark.evaluate runs these (`bench run` dispatches there)
+        raise BenchError(f"task {task.name} (protocol eval) trains nothing: run it alone with "
+                         f"`bench run --task {task.name} --backbone NAME`, not in a sweep.")
     if request.max_steps is not None and request.max_steps < 1:
         raise BenchError("--max-steps must be at least 1.")
     if request.max_epochs is not None and request.max_epochs < 1:

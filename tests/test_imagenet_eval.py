@@ -101,3 +101,15 @@ def test_wrong_number_of_outputs_is_one_line(data: Path, tmp_path: Path,
     assert bench("run", "--task", "imagenet", "--backbone", ckpt, "--data-root", data,
                  "--results", tmp_path, *SMALL) == 2
     assert "has 5 outputs, the data has 3 class folders" in capsys.readouterr().err
+
+
+def test_eval_task_is_refused_where_it_would_train(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmark.errors import BenchError
+    from benchmark.request import RunRequest
+    from benchmark.runner import plan_run
+
+    with pytest.raises(BenchError, match="trains nothing"):  # what a sweep calls
+        plan_run(RunRequest(task="imagenet", backbone="random_r18", results=tmp_path))
+    assert bench("run", "--task", "imagenet", "--backbone", "x.pth", "--dry-run") == 2
+    assert "not available for protocol eval" in capsys.readouterr().err
