@@ -103,3 +103,10 @@ def test_data_without_val_folder_is_one_line(tmp_path: Path,
     assert bench("pretrain", "--data", tmp_path / "d", "--name", "x", "--out", tmp_path,
                  *TOY) == 2
     assert "val is not a folder" in capsys.readouterr().err
+
+
+def test_user_registry_cannot_shadow_the_project_registry() -> None:
+    Path(os.environ["BENCH_USER_BACKBONES_FILE"]).write_text(
+        "backbones:\n  random_r18: {arch: resnet18, data: none, source: torchvision}\n")
+    with pytest.raises(Exception, match="already in"):
+        backbones.list_backbones()
