@@ -159,6 +159,8 @@ EXAMPLES: dict[str, str] = {
     "sweep": "bench sweep --backbones original_r50,blurred_r50 --tasks all --seeds 0-2 --dry-run",
     "leaderboard": "bench leaderboard --results results --out results/leaderboard",
     "demo": "bench demo --workdir /tmp/blurbench-demo",
+    "imagenet-compare": "bench imagenet-compare results/runs/imagenet/eval/original_r18/seed0-* "
+                        "results/runs/imagenet/eval/blurred_r18/seed0-*",
 }
 
 
