@@ -43,6 +43,10 @@ class BackboneEntry(BaseModel):
     path: str | None = None  # file: relative to the registry file's folder
     sha256: str | None = None
     note: str = ""
+    # written by `bench pretrain` (benchmark.pretrain): the identity of the data it was
+    # trained on (sha256 of its file names and sizes) and the record of that training
+    data_identity: str | None = None
+    pretrain_record: str | None = None
 
     @model_validator(mode="after")
     def _fields_for_source(self) -> BackboneEntry:
@@ -65,8 +69,19 @@ def registry_file() -> Path:
     return Path(override) if override else paths.BACKBONES_FILE
 
 
-def list_backbones() -> list[BackboneEntry]:
-    path = registry_file()
+def user_registry_file() -> Path:
+    """Where ``bench pretrain`` registers the backbones it trains, read after the project's
+    registry: ``$BENCH_USER_BACKBONES_FILE``, else ``$XDG_CONFIG_HOME/blurbench/backbones.yaml``
+    (``~/.config/...``). Kept apart so the project's commented registry is never rewritten."""
+    override = os.environ.get("BENCH_USER_BACKBONES_FILE")
+    if override:
+        return Path(override)
+    config = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(config) / "blurbench" / "backbones.yaml"
+
+
+def read_registry_file(path: Path) -> list[BackboneEntry]:
+    """The entries of one registry file, each validated (a typo is one line naming it)."""
     raw = read_yaml(path) or {}
     entries = []
     for name, fields in (raw.get("backbones") or {}).items():
@@ -78,8 +93,23 @@ def list_backbones() -> list[BackboneEntry]:
             where = f" field '{loc}'" if loc else ""
             message = str(first["msg"]).removeprefix("Value error, ")
             raise BenchError(f"{path}: backbone {name!r}{where}: {message}") from None
+    return entries
+
+
+def list_backbones() -> list[BackboneEntry]:
+    path = registry_file()
+    entries = read_registry_file(path)
     if not entries:  # an install that lost its registry must not look like an empty benchmark
         raise BenchError(f"{path}: the backbone registry lists no backbones.")
+    user = user_registry_file()
+    if user.is_file():
+        known = {e.name for e in entries}
+        for entry in read_registry_file(user):
+            if entry.name in known:  # refused, never silently shadowed (torchvision's rule)
+                raise BenchError(
+                    f"{user}: backbone {entry.name!r} is already in {path}; rename it in {user}."
+                )
+            entries.append(entry)
     return entries
 
 

@@ -171,6 +171,8 @@ def locate_entry(entry: BackboneEntry) -> Located:
     if entry.source == "timm":
         return _locate_timm(entry.arch, name=entry.name, sha256=entry.sha256, data=entry.data)
     base: dict[str, Any] = {"source": entry.source, "registry_note": entry.note}
+    base.update({k: v for k, v in (("data_identity", entry.data_identity),
+                                   ("pretrain_record", entry.pretrain_record)) if v})
     if entry.source == "hub":
         from benchmark.hub import fetch_hub_file
 

@@ -153,6 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
         clear.add_argument(f"--{name}", help=f"only entries of {what}")
     clear.add_argument("--incomplete", action="store_true",
                        help="only incomplete or unreadable entries (a crashed writer's leftovers)")
+    inet = sub.add_parser(
+        "imagenet-compare", help="per-category comparison of two ImageNet evaluation runs "
+        "(original vs blurred pretraining): largest drops, correlation with faces")
+    inet.add_argument("original", type=Path, metavar="ORIGINAL_RUN",
+                      help="run folder of `bench run --task imagenet` with the original backbone")
+    inet.add_argument("compared", type=Path, metavar="COMPARED_RUN",
+                      help="the same images, evaluated with the blurred/overlayed backbone")
+    inet.add_argument("--supercategories", type=Path, default=None, metavar="JSON",
+                      help="a JSON object category -> supercategory, for supercategory means")
+    inet.add_argument("--top", type=int, default=10, help="largest drops listed")
+    inet.add_argument("--confidence", type=float, default=0.95, help="level of the intervals")
 
     demo = sub.add_parser("demo", help="offline demo: fixture data + untrained demo checkpoint")
     demo.add_argument("--workdir", type=Path, default=Path("demo"),
@@ -162,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     from benchmark.obfuscation.cli import add_parsers as add_obfuscation_parsers
 
     COMMANDS.update(add_obfuscation_parsers(sub))  # bench blur, obfuscate, faces
+    from benchmark.pretrain_cli import add_parsers as add_pretrain_parsers
+
+    COMMANDS.update(add_pretrain_parsers(sub))  # bench pretrain
     _finish_help(parser)
     return parser
 
@@ -177,6 +191,8 @@ EXAMPLES: dict[str, str] = {
     "leaderboard": "bench leaderboard --results results --out results/leaderboard",
     "demo": "bench demo --workdir /tmp/blurbench-demo",
     "cache": "bench cache list\nbench cache clear --task cifar10\nbench cache clear --all",
+    "imagenet-compare": "bench imagenet-compare results/runs/imagenet/eval/original_r18/seed0-* "
+                        "results/runs/imagenet/eval/blurred_r18/seed0-*",
 }
 
 
@@ -229,6 +245,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if name not in given:
             raise BenchError(f"--{name} is required (or --config RUN_DIR to repeat a run).")
     request = RunRequest(**given)
+    if _is_eval_task(request):  # protocol eval (tasks/imagenet.yaml): nothing trains
+        if args.print_config or request.dry_run or args.config is not None:
+            raise BenchError("--print-config, --dry-run and --config are not available for "
+                             "protocol eval tasks yet; run the task without them.")
+        return _cmd_eval(request)
     if not args.print_config:
         from benchmark.run_key import already_done, already_done_message
 
@@ -246,6 +267,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         primary = outcome.record["primary_metric"]
         print(f"{primary} = {outcome.record['metrics'][primary]:.4f}")
         print(f"record: {outcome.run_dir / 'record.json'}")
+    return 0
+
+
+def _is_eval_task(request: Any) -> bool:
+    from benchmark.tasks import get_task
+
+    return get_task(request.task, request.tasks_dirs).protocol == "eval"
+
+
+def _cmd_eval(request: object) -> int:
+    from benchmark.evaluate import execute_eval
+
+    run_dir, record, table = execute_eval(request)  # type: ignore[arg-type]
+    metrics = record["metrics"]
+    print(f"top1 = {metrics['top1']:.4f}, top5 = {metrics['top5']:.4f} "
+          f"({record['backbone']['name']}, evaluated as it is)")
+    print(table)
+    print(f"record: {run_dir / 'record.json'}")
     return 0
 
 
@@ -499,8 +538,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_imagenet_compare(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard.imagenet import compare_runs, read_supercategories, render_markdown
+
+    groups = read_supercategories(args.supercategories) if args.supercategories else None
+    comparison = compare_runs(args.original, args.compared, groups, args.confidence)
+    print(render_markdown(comparison, args.top))
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
+    "imagenet-compare": cmd_imagenet_compare,
     "list": cmd_list,
     "data": cmd_data,
     "demo": cmd_demo,
@@ -512,7 +561,7 @@ COMMANDS = {
 
 
 _FOLDER_ARGUMENTS = {"results": "--results", "data_root": "--data-root", "out": "--out",
-                     "workdir": "--workdir", "root": "--root"}  # fmt: skip
+                     "workdir": "--workdir", "root": "--root", "data": "--data"}  # fmt: skip
 
 
 def _check_folder_arguments(args: argparse.Namespace) -> None:

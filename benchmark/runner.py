@@ -387,6 +387,9 @@ def plan_run(
     """
     task, subset = resolve_task(request)
     check_limits(request)
+    if task.protocol == "eval":  # benchmark.evaluate runs these (`bench run` dispatches there)
+        raise BenchError(f"task {task.name} (protocol eval) trains nothing: run it alone with "
+                         f"`bench run --task {task.name} --backbone NAME`, not in a sweep.")
     check_trainer_arguments(request.trainer)
     check_loggers(request.loggers)
     loaded = None

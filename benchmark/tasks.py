@@ -150,7 +150,7 @@ class ProbeSpec(_Strict):
 # finetune: every parameter trained (the paper's protocol); linear: the L-BFGS probe on cached
 # frozen features (Kornblith et al.); linear_sgd: frozen backbone, SGD-trained head with the
 # task's augmentation (VISSL/MMPretrain "linear eval").
-Protocol = Literal["finetune", "linear", "linear_sgd"]
+Protocol = Literal["finetune", "linear", "linear_sgd", "eval"]
 
 
 class SmokeSpec(_Strict):
@@ -180,6 +180,7 @@ class Task(_Strict):
     splits: Splits
     num_classes: Annotated[int, Field(ge=1)]
     metrics: MetricSpec
+    # eval: the backbone is evaluated as it is, head included (tasks/imagenet.yaml)
     protocol: Protocol = "finetune"
     optim: OptimSpec
     schedule: ScheduleSpec = ScheduleSpec()

@@ -50,3 +50,12 @@ def private_weight_caches(tmp_path_factory: pytest.TempPathFactory,
     monkeypatch.setenv("TORCH_HOME", str(base / "torch"))
     monkeypatch.setenv("HF_HUB_CACHE", str(base / "hf-hub"))
     monkeypatch.delenv("BENCH_CACHE_DIR", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def private_user_registry(tmp_path_factory: pytest.TempPathFactory,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bench pretrain` registers backbones in a user registry (~/.config/blurbench): tests
+    get an empty one of their own, so a user's backbones never change what a test sees."""
+    path = tmp_path_factory.mktemp("user-registry") / "backbones.yaml"
+    monkeypatch.setenv("BENCH_USER_BACKBONES_FILE", str(path))

@@ -127,6 +127,8 @@ register_adapter("sun397", "benchmark.data.sun397_index:SUN397Index",
 register_adapter("celeba", "benchmark.data.celeba_index:CelebAIndex",
                  "benchmark.data.celeba:CelebAAdapter")  # fmt: skip
 register_adapter("voc", "benchmark.data.voc_index:VOCIndex", "benchmark.data.voc:VOCAdapter")
+register_adapter("imagenet_folder", "benchmark.data.imagenet_folder:ImageNetFolderAdapter",
+                 "benchmark.data.imagenet_folder:ImageNetFolderAdapter")  # fmt: skip
 # generic adapters, loader for both parts until their index part is split off (see above)
 register_adapter("torchvision", "benchmark.data.torchvision_adapter:TorchvisionAdapter",
                  "benchmark.data.torchvision_adapter:TorchvisionAdapter")  # fmt: skip
