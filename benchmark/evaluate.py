@@ -10,6 +10,7 @@ recomputed from ``predictions.npz`` by :mod:`benchmark.analysis.imagenet`.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,7 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
                         num_workers=request.num_workers if request.num_workers is not None
                         else 0)  # fmt: skip
     module = EvalModule(backbone.model)
-    work = store.layout.work / f"eval-{digest[:12]}"
+    work = store.layout.work_dir(key)
     trainer = build_trainer(request, 1, work, [], None, run_name=f"eval-{backbone.name}")
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
@@ -207,4 +208,5 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
 
     with store.lock(key):
         run_dir = store.write(key, record, write_files)
+    shutil.rmtree(work, ignore_errors=True)  # nothing to resume: evaluation keeps no state
     return run_dir, record.as_dict(), table

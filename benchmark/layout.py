@@ -153,3 +153,33 @@ def record_file(run_dir: Path) -> Path:
 
 def predictions_file(run_dir: Path) -> Path:
     return Path(run_dir) / PREDICTIONS_FILE
+
+
+@dataclass(frozen=True)
+class PretrainLayout:
+    """``bench pretrain``'s output: ``<out>/<name>/`` (weights and ``pretrain.json``), built in
+    ``<out>/.<name>.staging-*`` and renamed once; ``<out>/<name>.work/`` keeps the resumable
+    checkpoint while training."""
+
+    out: Path
+    name: str
+
+    @property
+    def folder(self) -> Path:
+        return self.out / self.name
+
+    @property
+    def work_dir(self) -> Path:
+        return self.out / f"{self.name}{_WORK}"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.work_dir / _CHECKPOINTS
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoint_dir / LAST_CHECKPOINT
+
+    def staging_prefix(self) -> str:
+        """The name prefix of a staging folder (``tempfile.mkdtemp(prefix=...)`` in ``out``)."""
+        return f".{self.name}{_STAGING}-"

@@ -37,13 +37,13 @@ from benchmark.checkpoints import save_weights_file, sha256_of
 from benchmark.data import imagenet_folder
 from benchmark.data.transforms import eval_transform, train_transform
 from benchmark.errors import BenchError, closest_names
+from benchmark.layout import PretrainLayout
 from benchmark.pretraining import PRETRAINING_DATA
 from benchmark.request import RunRequest
 from benchmark.tasks import InputSpec, OptimSpec, ScheduleSpec, TrainSpec
 
 WEIGHTS_FILE = "model.safetensors"
 RECORD_FILE = "pretrain.json"
-WORK_DIR = ".work"  # resumable Lightning checkpoint and logs while training
 # The paper (and the PyTorch ImageNet example) uses lr 0.01 for these: 0.1 diverges
 LOW_LR_ARCH_PREFIXES = ("alexnet", "vgg")
 
@@ -255,11 +255,12 @@ def pretrain(req: PretrainRequest) -> PretrainOutcome:
     network = torchvision.models.get_model(req.arch, weights=None, num_classes=len(class_names))
     module = PretrainModule(network, recipe, len(class_names))
     req.out.mkdir(parents=True, exist_ok=True)
-    work = req.out / f"{req.name}{WORK_DIR}"
+    layout = PretrainLayout(req.out, req.name)
+    work = layout.work_dir
     losses = LossHistory()
     trainer = build_trainer(req.trainer, recipe.train.epochs, work, [losses],
-                            work / "checkpoints", run_name=f"pretrain-{req.name}")  # fmt: skip
-    last = work / "checkpoints" / "last.ckpt"
+                            layout.checkpoint_dir, run_name=f"pretrain-{req.name}")  # fmt: skip
+    last = layout.last_checkpoint
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if last.is_file() else None,
@@ -294,7 +295,7 @@ def pretrain(req: PretrainRequest) -> PretrainOutcome:
     if not trainer.is_global_zero:  # DDP: rank 0 writes
         return PretrainOutcome(req.out / req.name, record, backbone_registry.user_registry_file())
     folder = req.out / req.name
-    staging = Path(tempfile.mkdtemp(dir=req.out, prefix=f".{req.name}.staging-"))
+    staging = Path(tempfile.mkdtemp(dir=req.out, prefix=layout.staging_prefix()))
     try:
         weights = save_weights_file(staging / WEIGHTS_FILE, network, {
             "arch": req.arch, "num_classes": str(len(class_names)),

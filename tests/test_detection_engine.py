@@ -62,4 +62,4 @@ def test_leaderboard_setting_names_the_engine() -> None:
     assert setting_name("voc", "finetune", "full", "torchvision") == (
         "PASCAL VOC · fine-tune · torchvision Faster R-CNN · full"
     )
-    assert setting_name("cifar10", "linear", "tiny") == "CIFAR-10 · linear probe · tiny"
+    assert setting_name("cifar10", "linear", "tiny") == "CIFAR-10 · linear probe (L-BFGS) · tiny"

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from helpers import bench, read_json
 
 from benchmark.analysis.imagenet import per_category, topk_correct
 from benchmark.checkpoints import save_weights_file
 from benchmark.data import get_adapter
 from benchmark.leaderboard.imagenet import compare_runs, interval, render_markdown
-from tests.helpers import bench, read_json
 
 SMALL = ["--subset", "tiny", "--accelerator", "cpu", "--num-workers", "0",
          "--trainer", "enable_progress_bar=false"]

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import bench, read_json
 from safetensors.torch import load_file
 
 from benchmark import backbones
 from benchmark.data.imagenet_folder import folder_identity, write_fixture
 from benchmark.pretrain import apply_recipe_overrides, default_recipe
-from tests.helpers import bench, read_json
 
 TOY = ["--arch", "resnet18", "--image-size", "32", "--set", "train.batch_size=8",
        "--num-workers", "0", "--accelerator", "cpu", "--logger", "csv"]

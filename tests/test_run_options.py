@@ -267,7 +267,7 @@ def test_every_field_is_a_flag_and_a_launched_run_makes_the_same_request(tmp_pat
         trainer={"gradient_clip_val": 0.5, "accumulate_grad_batches": 2}, devices="2",
         accelerator="cpu", precision="bf16-mixed", strategy="ddp", max_epochs=2, max_steps=7,
         num_workers=1, loggers=["csv", "tensorboard"], checkpoint_every_n_steps=5,
-        save_weights=True, force=True, tasks_dirs=[tmp_path / "my-tasks"],
+        save_weights=True, force=True, tasks_dirs=[tmp_path / "my-tasks"], protocol="linear_sgd",
     )  # fmt: skip
     assert all(getattr(request, f.name) != f.default for f in dataclasses.fields(request)
                if f.default is not dataclasses.MISSING and f.name != "dry_run")  # fmt: skip
