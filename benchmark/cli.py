@@ -271,9 +271,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _is_eval_task(request: Any) -> bool:
-    from benchmark.tasks import get_task
+    """Protocol ``eval`` as the run resolves it (task file, ``--set``, ``--protocol``)."""
+    from benchmark.run_key import resolve_task
 
-    return get_task(request.task, request.tasks_dirs).protocol == "eval"
+    return resolve_task(request)[0].protocol == "eval"
 
 
 def _cmd_eval(request: object) -> int:

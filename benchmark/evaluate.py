@@ -29,11 +29,11 @@ from benchmark.data.imagenet_folder import folder_identity
 from benchmark.data.transforms import eval_transform
 from benchmark.errors import BenchError
 from benchmark.kinds import logit_prediction_arrays, save_predictions
+from benchmark.layout import LOGS
 from benchmark.models.finetune import FineTuneModule
 from benchmark.records import RunKey, RunStore, config_hash
 from benchmark.request import RunRequest
 from benchmark.run_record import BackboneRecord, RunRecord
-from benchmark.tasks import Task, apply_overrides, for_subset, get_task
 
 PER_CATEGORY_FILE = "per_category.md"
 
@@ -127,10 +127,17 @@ def _face_lookup(ids: list[str], table: dict[str, bool]) -> np.ndarray:
 
 def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
     """Evaluate, write the run folder; return it, the record and the per-category table."""
-    from benchmark.runner import build_trainer, code_version, hardware
+    from benchmark.run_key import resolve_task
+    from benchmark.runner import (
+        _close_loggers,
+        _log_locations,
+        build_trainer,
+        code_version,
+        hardware,
+    )
 
-    task: Task = get_task(request.task)
-    task = apply_overrides(for_subset(task, request.subset), request.overrides)
+    # the task as `bench run` resolves it (--tasks-dir, --subset, --set, --protocol)
+    task, subset = resolve_task(request)
     args = dict(task.data.args)
     annotations = args.pop("annotations", None)
     adapter = get_adapter(task.data.adapter)
@@ -153,7 +160,7 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
     identity = folder_identity(base, (task.splits.test,))
     faces = has_face_table(Path(annotations)) if annotations else None
     config = {
-        "task": task.resolved(), "subset": request.subset, "data": identity,
+        "task": task.resolved(), "subset": subset, "data": identity,
         "backbone": {"name": backbone.name, "arch": backbone.arch,
                      "sha256": backbone.provenance.get("sha256"),
                      "weights": backbone.provenance.get("weights")},
@@ -179,6 +186,8 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
         arrays["has_face"] = face_array  # NaN: not annotated; recomputable from the file
     overall, rows = per_category(arrays["logits"], arrays["target"], split.class_names,
                                  face_array)  # fmt: skip
+    logs = _log_locations(trainer, work)  # moved into the run folder with the other files
+    _close_loggers(trainer)
     from benchmark.metrics import compute_metrics
 
     metrics: dict[str, Any] = dict(compute_metrics(
@@ -191,7 +200,7 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
         "task": task.name, "kind": task.kind, "protocol": task.protocol,
         "backbone": BackboneRecord.model_validate(
             {"name": backbone.name, "arch": backbone.arch, **backbone.provenance}),
-        "seed": request.seed, "subset": request.subset, "request": request.as_record(),
+        "seed": request.seed, "subset": subset, "request": request.as_record(),
         "config": config, "config_hash": digest, "code_version": code_version(),
         "data": {"test": {"examples": len(split.example_ids), "fixture": split.is_fixture,
                           **split.source}, "identity": identity},
@@ -199,14 +208,17 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
         "status": "completed", "metrics": metrics, "primary_metric": task.metrics.primary,
         "wall_seconds": round(time.perf_counter() - t0, 3),
         "accelerator": type(trainer.accelerator).__name__, "devices": trainer.num_devices,
+        "logs": logs or None,
     })  # fmt: skip
     table = render_rows(rows)
 
     def write_files(run_dir: Path) -> None:
         save_predictions(run_dir, arrays)
         atomic_write_text(run_dir / PER_CATEGORY_FILE, table + "\n")
+        if (work / LOGS).is_dir():
+            shutil.move(work / LOGS, run_dir / LOGS)
 
     with store.lock(key):
         run_dir = store.write(key, record, write_files)
-    shutil.rmtree(work, ignore_errors=True)  # nothing to resume: evaluation keeps no state
+        shutil.rmtree(work, ignore_errors=True)  # nothing to resume: evaluation keeps no state
     return run_dir, record.as_dict(), table

@@ -74,6 +74,27 @@ def check_limits(request: RunRequest) -> None:
         raise BenchError("--checkpoint-every-n-steps must be at least 1.")
 
 
+# Trainer arguments the runner sets itself: each has its own option, or the runner relies on it
+# (its loggers, callbacks, work folder). ``--trainer`` may not set them; checked here, before
+# anything else, so "already done" is never answered for a request the runner refuses.
+OWN_TRAINER_ARGUMENTS = {
+    "accelerator": "--accelerator", "devices": "--devices", "strategy": "--strategy",
+    "precision": "--precision", "max_epochs": "--max-epochs", "max_steps": "--max-steps",
+    "logger": "--logger", "callbacks": None, "default_root_dir": "--results",
+    "enable_checkpointing": "--checkpoint-every-n-steps",
+}  # fmt: skip
+
+
+def check_own_trainer_arguments(arguments: dict[str, Any]) -> None:
+    """``--trainer NAME=VALUE`` may not set what the runner sets itself (the Lightning
+    signature check is the runner's, :func:`benchmark.runner.check_trainer_arguments`)."""
+    for name in arguments:
+        if name in OWN_TRAINER_ARGUMENTS:
+            own = OWN_TRAINER_ARGUMENTS[name]
+            instead = f"use {own}" if own else "the runner sets it"
+            raise BenchError(f"--trainer {name}: not settable this way ({instead}).")
+
+
 def check_loggers(loggers: list[str]) -> None:
     """Each logger's library is an optional extra: say how to install it, before any write."""
     needs = {"tensorboard": "tensorboard", "wandb": "wandb"}
@@ -132,6 +153,7 @@ def already_done(
         return None
     task, subset = resolve_task(request)
     check_limits(request)
+    check_own_trainer_arguments(request.trainer)
     try:
         check_loggers(request.loggers)
         backbone = backbone_key_identity(request.backbone, request.arch)

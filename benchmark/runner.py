@@ -45,10 +45,12 @@ from benchmark.pretraining import PRETRAINING_DATA
 from benchmark.records import RunKey, RunStore
 from benchmark.request import PrintedConfig, RunRequest
 from benchmark.run_key import (
+    OWN_TRAINER_ARGUMENTS,
     BackboneIdentity,
     already_done_message,
     check_limits,
     check_loggers,
+    check_own_trainer_arguments,
     resolve_task,
     run_config,
 )
@@ -180,25 +182,14 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-# Trainer arguments the runner sets itself: each has its own option, or the runner relies on it
-# (its loggers, callbacks, work folder). ``--trainer`` may not set them.
-OWN_TRAINER_ARGUMENTS = {
-    "accelerator": "--accelerator", "devices": "--devices", "strategy": "--strategy",
-    "precision": "--precision", "max_epochs": "--max-epochs", "max_steps": "--max-steps",
-    "logger": "--logger", "callbacks": None, "default_root_dir": "--results",
-    "enable_checkpointing": "--checkpoint-every-n-steps",
-}  # fmt: skip
 def check_trainer_arguments(arguments: dict[str, Any]) -> None:
     """``--trainer NAME=VALUE``: NAME must be a ``pl.Trainer`` argument the runner does not set
     itself; the value is checked by Lightning when the Trainer is built (:func:`build_trainer`)."""
     import inspect
 
+    check_own_trainer_arguments(arguments)
     known = [n for n in inspect.signature(pl.Trainer).parameters if n != "self"]
     for name in arguments:
-        if name in OWN_TRAINER_ARGUMENTS:
-            own = OWN_TRAINER_ARGUMENTS[name]
-            instead = f"use {own}" if own else "the runner sets it"
-            raise BenchError(f"--trainer {name}: not settable this way ({instead}).")
         if name not in known:
             choices = [n for n in known if n not in OWN_TRAINER_ARGUMENTS]
             raise BenchError(f"--trainer {name}: pytorch_lightning.Trainer has no argument "

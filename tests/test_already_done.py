@@ -139,6 +139,17 @@ def test_a_task_mistake_is_the_runners_error(finished) -> None:
         already_done(_request(argv, overrides={"optim.lrr": 0.5}))
 
 
+def test_a_trainer_argument_the_runner_sets_is_refused_not_done(finished) -> None:
+    """`--trainer max_steps=N` hashes like `--max-steps N`; the runner refuses it, so the fast
+    path must too, instead of answering "already done" for the finished `--max-steps` run."""
+    from benchmark.errors import BenchError
+
+    argv, _ = finished
+    steps = int(dict(zip(argv[::2], argv[1::2], strict=True))["--max-steps"])
+    with pytest.raises(BenchError, match="--trainer max_steps: not settable this way"):
+        already_done(_request(argv, max_steps=None, trainer={"max_steps": steps}))
+
+
 def test_registry_backbones_resolve_like_the_runner(tmp_path, paper_resnet18, monkeypatch):
     """A registry entry with a local file, one with no weights, and one only the runner can
     resolve (torchvision's weights: None here, never a different key)."""
