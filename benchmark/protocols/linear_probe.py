@@ -125,37 +125,18 @@ def fit_probe(
 ) -> ProbeResult:
     """Choose C on ``val`` (best ``score``; on a tie the smaller C, the stronger
     regularisation), refit on train + val with it, and return the test logits."""
-    small = np.asarray(train[0]).size < SINGLE_THREAD_BELOW
-    with threadpool_limits(limits=1 if small else None):
-        return _fit_probe(train, val, test_features, num_outputs=num_outputs,
-                          multilabel=multilabel, score=score, grid=grid, max_iter=max_iter,
-                          tol=tol, progress=progress)  # fmt: skip
-
-
-def _fit_probe(
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    test_features: np.ndarray,
-    *,
-    num_outputs: int,
-    multilabel: bool,
-    score: Score,
-    grid: np.ndarray | None,
-    max_iter: int,
-    tol: float,
-    progress: Callable[[str], None] | None,
-) -> ProbeResult:
     grid = c_grid() if grid is None else np.asarray(grid, dtype=float)
     x_train, y_train = np.asarray(train[0], np.float32), np.asarray(train[1])
     x_val, y_val = np.asarray(val[0], np.float32), np.asarray(val[1])
-    scaler = StandardScaler().fit(x_train)  # statistics of the fitting data only
-    xs_train, xs_val = scaler.transform(x_train), scaler.transform(x_val)
-    problems = _problems(y_train, num_outputs, multilabel, max_iter, tol)
     scores: list[float] = []
     iterations: list[int] = []
     not_converged: list[float] = []
-    with warnings.catch_warnings():
+    small = x_train.size < SINGLE_THREAD_BELOW
+    with threadpool_limits(limits=1 if small else None), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # counted in not_converged instead
+        scaler = StandardScaler().fit(x_train)  # statistics of the fitting data only
+        xs_train, xs_val = scaler.transform(x_train), scaler.transform(x_val)
+        problems = _problems(y_train, num_outputs, multilabel, max_iter, tol)
         for c in sorted(grid):
             steps = [p.fit(xs_train, c) for p in problems]
             iterations.append(max(steps))
