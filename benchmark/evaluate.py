@@ -129,11 +129,11 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
     """Evaluate, write the run folder; return it, the record and the per-category table."""
     from benchmark.run_key import resolve_task
     from benchmark.runner import (
-        _close_loggers,
-        _log_locations,
         build_trainer,
+        close_loggers,
         code_version,
         hardware,
+        log_locations,
     )
 
     # the task as `bench run` resolves it (--tasks-dir, --subset, --set, --protocol)
@@ -186,8 +186,8 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
         arrays["has_face"] = face_array  # NaN: not annotated; recomputable from the file
     overall, rows = per_category(arrays["logits"], arrays["target"], split.class_names,
                                  face_array)  # fmt: skip
-    logs = _log_locations(trainer, work)  # moved into the run folder with the other files
-    _close_loggers(trainer)
+    logs = log_locations(trainer, work)  # moved into the run folder with the other files
+    close_loggers(trainer)
     from benchmark.metrics import compute_metrics
 
     metrics: dict[str, Any] = dict(compute_metrics(

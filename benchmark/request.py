@@ -78,7 +78,7 @@ class RunRequest:
     )
     arch: str | None = option("architecture of a checkpoint file that does not name its own", None)
     # Stored in the record's backbone provenance, not in the run key: it says what the weights
-    # are, it does not change what training does (see benchmark.runner.declare_pretraining_data)
+    # are, it does not change what training does (see benchmark.run_key.declare_pretraining_data)
     backbone_data: str | None = option(
         "what the backbone was pretrained on, for a checkpoint file that does not say (kept in "
         "the record; the leaderboard compares original with blurred/overlayed backbones of the "

@@ -14,7 +14,7 @@ the one the runner computes.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,39 @@ def run_config(
     return config, digest, RunKey(task.name, task.protocol, backbone.name, request.seed, digest)
 
 
+def declare_pretraining_data(backbone: BackboneIdentity, declared: str | None) -> BackboneIdentity:
+    """``--backbone-data``: what a backbone was pretrained on, where its source does not say
+    (a checkpoint file: ``unknown``; timm: its tag), so the leaderboard pairs it by itself. A
+    source that says (a registry entry, the run a fine-tuned backbone came from) must agree.
+
+    Not part of the run key: it names the weights, whose sha256 already is in the key, and
+    changes nothing in training; a key with it would train the same weights again only to
+    relabel them. A completed run recorded with other data is refused instead
+    (:func:`recorded_data_differs`), so a label is never silently kept or changed.
+    """
+    if declared is None:
+        return backbone
+    known = backbone.provenance.get("pretraining_data")
+    if known in PRETRAINING_DATA and known != declared:
+        source = backbone.provenance.get("source") or "source"
+        raise BenchError(
+            f"--backbone-data {declared} contradicts backbone {backbone.name!r}, whose {source} "
+            f"says it was pretrained on {known} data: drop --backbone-data, or fix the entry."
+        )
+    provenance = {**backbone.provenance, "pretraining_data": declared,
+                  "pretraining_data_from": "--backbone-data"}  # fmt: skip
+    return replace(backbone, provenance=provenance)
+
+
+def recorded_data_differs(backbone: BackboneIdentity, done: RunRecord) -> tuple[str, str] | None:
+    """``(recorded, now)`` when a completed run records other pretraining data than its
+    backbone now says (declared, or a registry entry edited since); a checkpoint file that
+    says nothing accepts any."""
+    now = backbone.provenance.get("pretraining_data")
+    was = done.backbone.pretraining_data
+    return (was, now) if now in PRETRAINING_DATA and was != now else None
+
+
 def already_done_message(run_dir: Path) -> str:
     return f"already done: {run_dir} (pass --force to run it again)"
 
@@ -159,6 +192,7 @@ def already_done(
         backbone = backbone_key_identity(request.backbone, request.arch)
         if backbone is None:
             return None
+        backbone = declare_pretraining_data(backbone, request.backbone_data)
         from benchmark.data.splits import index_identity
 
         data = index_identity(task, request.data_root, subset)
@@ -173,15 +207,8 @@ def already_done(
             return None
     store = RunStore(request.results)
     done = store.completed(key)
-    if done is None:
-        return None
-    # the pretraining data the backbone says now (--backbone-data, or its registry entry) must
-    # be the recorded one; where it is not, or contradicts the entry, the runner says so
-    known = backbone.provenance.get("pretraining_data")
-    now = request.backbone_data or known
-    if request.backbone_data and known in PRETRAINING_DATA and known != request.backbone_data:
-        return None
-    if now in PRETRAINING_DATA and done.backbone.pretraining_data != now:
+    # a run recorded with other pretraining data than the backbone now says: the runner says so
+    if done is None or recorded_data_differs(backbone, done) is not None:
         return None
     return store.run_dir(key)
 

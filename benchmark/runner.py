@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,6 @@ from benchmark.data.splits import SPLIT_NAMES, describe, splits_identity
 from benchmark.errors import BenchError, closest_names
 from benchmark.kinds import evaluate_predictions, get_kind, save_predictions
 from benchmark.layout import LAST_CHECKPOINT, LOGS, RUN_WEIGHTS_FILE
-from benchmark.pretraining import PRETRAINING_DATA
 from benchmark.records import RunKey, RunStore
 from benchmark.request import PrintedConfig, RunRequest
 from benchmark.run_key import (
@@ -51,6 +50,8 @@ from benchmark.run_key import (
     check_limits,
     check_loggers,
     check_own_trainer_arguments,
+    declare_pretraining_data,
+    recorded_data_differs,
     resolve_task,
     run_config,
 )
@@ -325,36 +326,12 @@ def make_trainer(
     )
 
 
-def declare_pretraining_data(backbone: BackboneIdentity, declared: str | None) -> BackboneIdentity:
-    """``--backbone-data``: what a backbone was pretrained on, where its source does not say
-    (a checkpoint file: ``unknown``; timm: its tag), so the leaderboard pairs it by itself. A
-    source that says (a registry entry, the run a fine-tuned backbone came from) must agree.
-
-    Not part of the run key: it names the weights, whose sha256 already is in the key, and
-    changes nothing in training; a key with it would train the same weights again only to
-    relabel them. A completed run recorded with other data is refused instead
-    (:func:`check_recorded_data`), so a label is never silently kept or changed.
-    """
-    if declared is None:
-        return backbone
-    known = backbone.provenance.get("pretraining_data")
-    if known in PRETRAINING_DATA and known != declared:
-        source = backbone.provenance.get("source") or "source"
-        raise BenchError(
-            f"--backbone-data {declared} contradicts backbone {backbone.name!r}, whose {source} "
-            f"says it was pretrained on {known} data: drop --backbone-data, or fix the entry."
-        )
-    provenance = {**backbone.provenance, "pretraining_data": declared,
-                  "pretraining_data_from": "--backbone-data"}  # fmt: skip
-    return replace(backbone, provenance=provenance)
-
-
 def check_recorded_data(plan: PlannedRun, done: RunRecord) -> None:
     """An "already done" run must record the pretraining data its backbone now says (declared,
     or from a registry entry edited since); a checkpoint file that says nothing accepts any."""
-    now = plan.backbone.provenance.get("pretraining_data")
-    was = done.backbone.pretraining_data
-    if now in PRETRAINING_DATA and was != now:
+    differ = recorded_data_differs(plan.backbone, done)
+    if differ is not None:
+        was, now = differ
         declared = plan.backbone.provenance.get("pretraining_data_from") == "--backbone-data"
         raise BenchError(
             f"run {plan.run_dir} is done, recorded with pretraining data {was!r}, not {now!r}: "
@@ -580,7 +557,7 @@ def _train_and_record(
             raise RunInterrupted(_interrupted_message(plan)) from None
         raise
     except Exception as err:  # started and crashed: recorded as failed, then raised
-        _close_loggers(trainer)
+        close_loggers(trainer)
         record.update(status="failed", error=f"{type(err).__name__}: {err}")
         record["traceback"] = traceback.format_exc(limit=20)
         record.update(ended=_now(), wall_seconds=round(time.perf_counter() - t0, 3))
@@ -601,8 +578,8 @@ def _train_and_record(
     )
     if request.save_weights:
         record["weights_file"] = RUN_WEIGHTS_FILE
-    logs = _log_locations(trainer, plan.workdir)
-    _close_loggers(trainer)
+    logs = log_locations(trainer, plan.workdir)
+    close_loggers(trainer)
     if logs:
         record["logs"] = logs  # relative to the run folder
 
@@ -693,7 +670,7 @@ def _probe_and_record(request: RunRequest, plan: PlannedRun) -> RunOutcome:
     return RunOutcome(run_dir, validated.as_dict(), skipped=False)
 
 
-def _close_loggers(trainer: pl.Trainer) -> None:
+def close_loggers(trainer: pl.Trainer) -> None:
     """Flush every logger; W&B's run is finished so its ``.wandb`` file is complete before
     the folder moves (Lightning leaves W&B's run open)."""
     for logger in trainer.loggers:
@@ -702,7 +679,7 @@ def _close_loggers(trainer: pl.Trainer) -> None:
             logger.experiment.finish()
 
 
-def _log_locations(trainer: pl.Trainer, workdir: Path) -> dict[str, str]:
+def log_locations(trainer: pl.Trainer, workdir: Path) -> dict[str, str]:
     """Where each logger wrote, relative to the run folder once the logs are moved there."""
     names = {"CSVLogger": "csv", "TensorBoardLogger": "tensorboard", "WandbLogger": "wandb"}
     out: dict[str, str] = {}
