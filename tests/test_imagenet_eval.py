@@ -43,6 +43,20 @@ def test_fisher_z_interval_textbook_value() -> None:
     assert all(math.isnan(v) for v in interval(0.5, 3, 0.95, spearman=False))
 
 
+def test_pearson_interval_equals_scipys_fisher_interval() -> None:
+    """The Pearson interval is scipy's own (Fisher z) on the same data."""
+    from scipy.stats import pearsonr
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=30)
+    y = 0.6 * x + rng.normal(size=30)
+    result = pearsonr(x, y)
+    for level in (0.95, 0.9):
+        reference = result.confidence_interval(level)
+        ours = interval(float(result.statistic), 30, level, spearman=False)
+        assert ours == pytest.approx((reference.low, reference.high), abs=1e-12)
+
+
 def _classifier(path: Path, seed: int, classes: int = 3) -> Path:
     torch.manual_seed(seed)
     model = torchvision.models.resnet18(num_classes=classes)

@@ -8,7 +8,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import accuracy_score, average_precision_score, balanced_accuracy_score
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    balanced_accuracy_score,
+    precision_recall_curve,
+)
 
 from benchmark.errors import BenchError
 from benchmark.metrics import compute_metrics, metric_names
@@ -149,3 +154,39 @@ def test_module_loss_is_bce_with_logits_and_groups_are_checked() -> None:
     bad = apply_overrides(task, {"groups.eyes": ["Arched_Eyebrow"]})
     with pytest.raises(BenchError, match="groups.eyes names 'Arched_Eyebrow'.*Arched_Eyebrows"):
         MultiLabelModule(torchvision.models.resnet18(), bad, names)
+
+
+def _sklearn_eleven_point(positive: np.ndarray, scores: np.ndarray) -> float:
+    """VOC07's 11-point AP from scikit-learn's precision-recall curve: at each recall level of
+    the devkit's loop (``np.arange(0., 1.1, 0.1)``, as py-faster-rcnn's ``voc_ap``), the
+    highest precision at a recall at least that level (0 where none is)."""
+    precision, recall, _ = precision_recall_curve(positive, scores)
+    precision, recall = precision[:-1], recall[:-1]  # the appended (recall 0, precision 1)
+    return float(np.mean([precision[recall >= t].max() if (recall >= t).any() else 0.0
+                          for t in np.arange(0.0, 1.1, 0.1)]))  # fmt: skip
+
+
+def test_eleven_point_ap_equals_scikit_learn_curve_with_the_devkit_rule() -> None:
+    """`map_voc07_11point` (VOC 2007 classification) against scikit-learn's precision-recall
+    curve, unweighted and with bootstrap multiplicities (= repeated examples); a class without
+    positives is NaN and left out of the mean."""
+    from benchmark.analysis.multilabel import eleven_point_ap
+
+    rng = np.random.default_rng(11)
+    n, k = 80, 5
+    positive = (rng.random((n, k)) < [0.1, 0.3, 0.5, 0.7, 0.0]).astype(np.int64)
+    scores = rng.normal(0, 1, (n, k)) + 1.5 * positive  # continuous: no ties
+    ours = eleven_point_ap(scores, positive)[0]
+    expected = [_sklearn_eleven_point(positive[:, j], scores[:, j]) for j in range(k - 1)]
+    assert np.allclose(ours[:-1], expected, rtol=0, atol=1e-12) and np.isnan(ours[-1])
+    names = [f"c{j}" for j in range(k)]
+    result = compute_metrics("multilabel", ["map_voc07_11point"], torch.tensor(scores),
+                             torch.tensor(positive), names)  # fmt: skip
+    assert result["map_voc07_11point"] == pytest.approx(np.mean(expected), abs=1e-12)
+    weights = rng.integers(0, 3, (3, n))  # three bootstrap-like multiplicity rows
+    weighted = eleven_point_ap(scores, positive, weights)
+    for row, w in zip(weighted, weights, strict=True):
+        for j in range(k - 1):
+            y, s = np.repeat(positive[:, j], w), np.repeat(scores[:, j], w)
+            if y.any():
+                assert row[j] == pytest.approx(_sklearn_eleven_point(y, s), abs=1e-12)

@@ -138,8 +138,9 @@ def eleven_point_ap(scores: np.ndarray, positive: np.ndarray,
     the highest precision at a recall at least that level (the detection evaluator's thresholds,
     floating-point warts included). Tied scores are one threshold (as in
     scikit-learn's AP), where the devkit would order them arbitrarily. Written by hand because
-    neither scikit-learn nor torchmetrics has the 11-point variant; checked against a direct
-    loop over the devkit's formula in the tests.
+    neither scikit-learn nor torchmetrics has the 11-point variant; checked against
+    scikit-learn's precision-recall curve under the devkit's rule
+    (tests/test_multilabel_metrics.py).
     """
     scores, pos = np.asarray(scores, dtype=np.float64), np.asarray(positive) > 0
     n, k = pos.shape
