@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the folder `bench run`/`bench sweep` wrote to (default: results)")
     board.add_argument("--out", type=Path, default=None,
                        help="where leaderboard.md, leaderboard.csv, leaderboard_wide.csv, "
-                       "index.html and plots/ (overview.png first) go "
+                       "index.html, plots/ (overview.png first) and, with evaluation "
+                       "pairs, leaderboard_imagenet.csv go "
                        "(default: <results>/leaderboard)")
     board.add_argument("--pair", action="append", default=[], metavar="ORIGINAL:COMPARED",
                        help="compare two backbones by name, e.g. for checkpoint files whose "
@@ -127,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="level of every interval; the verdict uses alpha = 1 - confidence")
     board.add_argument("--bootstrap-seed", type=int, default=0)
     board.add_argument("--top", type=int, default=10,
-                       help="most affected classes/attributes listed per comparison")
+                       help="most affected classes/attributes listed per comparison (and "
+                       "categories with the largest top-1 drop per ImageNet evaluation pair)")
+    board.add_argument("--supercategories", type=Path, default=None, metavar="JSON",
+                       help="a JSON object category -> supercategory: supercategory means in "
+                       "the ImageNet per-category comparison")
     board.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
     board.add_argument("--no-cache", action="store_true",
                        help="neither read nor write <results>/.cache/leaderboard-scores.npz "
@@ -527,6 +532,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     board = leaderboard.build(
         args.results, pairs=args.pair, n_boot=args.n_boot, confidence=args.confidence,
         rng_seed=args.bootstrap_seed, plots=not args.no_plots, cache=not args.no_cache,
+        supercategories=args.supercategories,
     )  # fmt: skip
     out = args.out if args.out is not None else args.results / "leaderboard"
     written = leaderboard.write(board, out, top=args.top)

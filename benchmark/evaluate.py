@@ -19,13 +19,15 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from benchmark import backbones
 from benchmark.analysis.imagenet import face_flags, per_category, render_rows
 from benchmark.atomic import atomic_write_text
 from benchmark.data import get_adapter
 from benchmark.data.imagenet_folder import folder_identity
+from benchmark.data.selection import take_subset
+from benchmark.data.splits import subset_sizes
 from benchmark.data.transforms import eval_transform
 from benchmark.errors import BenchError
 from benchmark.kinds import logit_prediction_arrays, save_predictions
@@ -33,6 +35,7 @@ from benchmark.layout import LOGS
 from benchmark.models.finetune import FineTuneModule
 from benchmark.records import RunKey, RunStore, config_hash
 from benchmark.request import RunRequest
+from benchmark.run_key import BackboneIdentity, declare_pretraining_data
 from benchmark.run_record import BackboneRecord, RunRecord
 
 PER_CATEGORY_FILE = "per_category.md"
@@ -143,6 +146,10 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
     adapter = get_adapter(task.data.adapter)
     split = adapter.load_split(request.data_root, task.splits.test, False, **args)
     backbone, outputs = load_classifier(request.backbone, request.arch)
+    # --backbone-data labels a checkpoint file as `bench run` does, so the leaderboard pairs it
+    declared = declare_pretraining_data(
+        BackboneIdentity(backbone.name, backbone.arch, backbone.provenance), request.backbone_data)
+    backbone.provenance = declared.provenance
     if outputs != len(split.class_names):
         raise BenchError(
             f"backbone {backbone.name} has {outputs} outputs, the data has "
@@ -159,6 +166,11 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
     base = Path(request.data_root) / str(args.get("folder", "imagenet"))
     identity = folder_identity(base, (task.splits.test,))
     faces = has_face_table(Path(annotations)) if annotations else None
+    # --subset: the test split's stratified, deterministic selection of every task
+    # (benchmark.data.selection, seeded by the task, so every backbone sees the same images)
+    wanted = subset_sizes(task, subset)["test"]
+    positions = take_subset(split.labels, len(split.example_ids), wanted, seed=0)
+    selected_ids = [split.example_ids[i] for i in positions]
     config = {
         "task": task.resolved(), "subset": subset, "data": identity,
         "backbone": {"name": backbone.name, "arch": backbone.arch,
@@ -170,7 +182,8 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
     key = RunKey(task.name, task.protocol, backbone.name, request.seed, digest)
     store = RunStore(request.results)
     assert task.input is not None
-    loader = DataLoader(_Indexed(split.dataset, eval_transform(task.input)),
+    loader = DataLoader(_Indexed(Subset(split.dataset, positions.tolist()),
+                                 eval_transform(task.input)),
                         batch_size=task.train.batch_size, shuffle=False,
                         num_workers=request.num_workers if request.num_workers is not None
                         else 0)  # fmt: skip
@@ -180,7 +193,7 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
     trainer.test(module, dataloaders=loader, verbose=False)
-    arrays = logit_prediction_arrays(module.test_outputs, split.example_ids)
+    arrays = logit_prediction_arrays(module.test_outputs, selected_ids)
     face_array = _face_lookup(list(arrays["example_id"]), faces) if faces is not None else None
     if face_array is not None:
         arrays["has_face"] = face_array  # NaN: not annotated; recomputable from the file
@@ -202,8 +215,10 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
             {"name": backbone.name, "arch": backbone.arch, **backbone.provenance}),
         "seed": request.seed, "subset": subset, "request": request.as_record(),
         "config": config, "config_hash": digest, "code_version": code_version(),
-        "data": {"test": {"examples": len(split.example_ids), "fixture": split.is_fixture,
-                          **split.source}, "identity": identity},
+        "data": {"test": {"examples": len(selected_ids), "available": len(split.example_ids),
+                          "fixture": split.is_fixture, **split.source},
+                 "sizes": {"test": len(selected_ids)}, "fixture": split.is_fixture,
+                 "identity": identity},
         "hardware": hardware(), "started": started, "class_names": split.class_names,
         "status": "completed", "metrics": metrics, "primary_metric": task.metrics.primary,
         "wall_seconds": round(time.perf_counter() - t0, 3),

@@ -16,6 +16,7 @@ from benchmark.layout import RunLayout
 from benchmark.leaderboard.collect import collect, group_settings
 from benchmark.leaderboard.compare import RunScoreLoader, compare
 from benchmark.leaderboard.formats import level_text
+from benchmark.leaderboard.imagenet import imagenet_pairs, read_supercategories
 from benchmark.leaderboard.model import Leaderboard
 from benchmark.leaderboard.pairs import check_pair_names, find_pairs, parse_pairs
 from benchmark.leaderboard.plots import (
@@ -29,6 +30,7 @@ from benchmark.leaderboard.render import (
     render_context,
     render_csv,
     render_html,
+    render_imagenet_csv,
     render_markdown,
     render_wide_csv,
 )
@@ -44,15 +46,18 @@ def build(
     rng_seed: int = 0,
     plots: bool = True,
     cache: bool = True,
+    supercategories: Path | None = None,
 ) -> Leaderboard:
     """Read the records under ``results`` and compute every table, comparison and plot.
     ``cache``: read and update ``<results>/.cache`` (:mod:`benchmark.score_cache`), so a
-    rebuild does not open the predictions of unchanged runs again."""
+    rebuild does not open the predictions of unchanged runs again. ``supercategories``: a JSON
+    file category -> supercategory for the ImageNet section's supercategory means."""
     if not 0.5 <= confidence < 1.0:
         raise BenchError(f"--confidence {confidence}: use a level in [0.5, 1), e.g. 0.95.")
     if n_boot < 100:
         raise BenchError(f"--n-boot {n_boot}: use at least 100 bootstrap replicates.")
     explicit = parse_pairs(pairs)
+    groups = read_supercategories(Path(supercategories)) if supercategories is not None else None
     results = Path(results)
     if not RunLayout(results).runs.is_dir():
         raise BenchError(f"{results} holds no runs/ folder: pass the --results folder that "
@@ -84,6 +89,10 @@ def build(
             for setting, a, b, is_explicit in found
         ]
     timings["paired bootstraps"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    imagenet = imagenet_pairs(comparisons, problems, groups, confidence)
+    if imagenet:
+        timings["imagenet per category"] = time.perf_counter() - t0
     problems.sort(key=lambda p: (p.task, p.what, str(p.path)))
 
     t0 = time.perf_counter()
@@ -111,10 +120,12 @@ def build(
     timings["plots"] = time.perf_counter() - t0
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     return Leaderboard(results, generated, settings, comparisons, problems, n_records, confidence,
-                       n_boot, timings, overview, OVERVIEW_FILE if overview else "", note)
+                       n_boot, timings, overview, OVERVIEW_FILE if overview else "", note,
+                       imagenet=imagenet)
 
 
 OVERVIEW_FILE = "plots/overview.png"
+IMAGENET_CSV = "leaderboard_imagenet.csv"
 
 
 
@@ -125,8 +136,8 @@ def _file_slug(text: str) -> str:
 
 def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
     """Write ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard_wide.csv``, ``index.html``
-    and ``plots/`` into ``out`` (each file atomically); links to records are relative to
-    ``out``."""
+    and ``plots/`` into ``out`` (each file atomically), and ``leaderboard_imagenet.csv`` when
+    there are evaluation pairs; links to records are relative to ``out``."""
     out = Path(out)
     runs = RunLayout(board.results).runs.resolve()
     if out.resolve() == runs or out.resolve().is_relative_to(runs):
@@ -147,5 +158,10 @@ def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
         "wide csv": atomic_write_text(out / "leaderboard_wide.csv", render_wide_csv(board)),
         "html": atomic_write_text(out / "index.html", render_html(board, out, top, ctx)),
     }
+    imagenet_csv = out / IMAGENET_CSV
+    if board.imagenet:
+        written["imagenet csv"] = atomic_write_text(imagenet_csv, render_imagenet_csv(board, out))
+    elif imagenet_csv.is_file():  # left by an earlier build that had evaluation pairs: stale
+        imagenet_csv.unlink()
     board.timings["write files"] = time.perf_counter() - t0
     return written

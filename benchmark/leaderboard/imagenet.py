@@ -5,6 +5,8 @@ Every number is recomputed from the runs' ``predictions.npz`` (never taken from 
 the categories whose top-1 drops most, the correlation of the per-category drop with the
 fraction of images with faces (Pearson with a Fisher-z interval, Spearman with the
 Bonett-Wright one), and supercategory means when a category -> supercategory table is given.
+``bench imagenet-compare`` prints it for two runs; ``bench leaderboard`` shows it for every
+pair of evaluation runs it finds (the section "ImageNet per-category comparison", below).
 numpy, plus scipy imported lazily: no torch (tests/test_leaderboard_imports.py).
 """
 
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,9 @@ import numpy as np
 from benchmark.analysis.imagenet import per_category
 from benchmark.errors import BenchError
 from benchmark.layout import predictions_file
+from benchmark.leaderboard.formats import level_text, pts, signed
+from benchmark.leaderboard.model import Comparison, Problem, Row, Run, Setting
+from benchmark.leaderboard.names import metric_name
 from benchmark.run_record import read_record
 
 
@@ -88,7 +95,8 @@ def compare_runs(
         ap_drop = None if ra.ap is None or rb.ap is None else ra.ap - rb.ap
         rows.append({"category": ra.category, "images": ra.images, "faces": ra.faces,
                      "top1_original": ra.top1, "top1_compared": rb.top1,
-                     "top1_drop": ra.top1 - rb.top1, "top5_drop": ra.top5 - rb.top5,
+                     "top1_drop": ra.top1 - rb.top1, "top5_original": ra.top5,
+                     "top5_compared": rb.top5, "top5_drop": ra.top5 - rb.top5,
                      "ap_original": ra.ap, "ap_compared": rb.ap, "ap_drop": ap_drop})  # fmt: skip
     rows.sort(key=lambda r: (-r["top1_drop"], r["category"]))
     out = ImageNetComparison(
@@ -111,7 +119,8 @@ def compare_runs(
     if supercategories:
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
-            groups.setdefault(supercategories.get(r["category"], "(unassigned)"), []).append(r)
+            r["supercategory"] = supercategories.get(r["category"], "(unassigned)")
+            groups.setdefault(r["supercategory"], []).append(r)
         for name, members in sorted(groups.items()):
             out.supercategories.append({
                 "supercategory": name, "categories": len(members),
@@ -163,3 +172,176 @@ def render_markdown(c: ImageNetComparison, top: int = 10) -> str:
             lines.append(f"| {s['supercategory']} | {s['categories']} | {s['top1_original']:.3f} "
                          f"| {s['top1_compared']:.3f} | {_f(s['top1_drop'])} |")  # fmt: skip
     return "\n".join(lines)
+
+
+# --- The leaderboard's section "ImageNet per-category comparison" -------------------------
+# Built by `bench leaderboard` from the pairs the leaderboard already made (benchmark.
+# leaderboard.pairs: original vs blurred/overlayed of one architecture in one setting, or
+# --pair), for every setting of protocol eval; each pair goes through compare_runs above, so
+# the section and `bench imagenet-compare` are one computation.
+
+
+@dataclass
+class ImageNetPair:
+    """One pair of evaluation runs in the section: which runs, and their comparison."""
+
+    setting: Setting
+    a: Row  # the original-data backbone
+    b: Row  # the compared one
+    run_a: Run
+    run_b: Run
+    seeds_text: str  # which seeds were taken, said on the page
+    explicit: bool
+    comparison: ImageNetComparison
+
+
+def pick_runs(a: Row, b: Row) -> tuple[Run, Run, str]:
+    """One run per side, deterministically: the lowest seed both sides have (an evaluation
+    trains nothing, so seeds of one backbone differ only if its weights were re-evaluated),
+    else each side's lowest seed. Rows keep their runs sorted by seed (one per seed)."""
+    by_a, by_b = {r.seed: r for r in a.runs}, {r.seed: r for r in b.runs}
+    common = sorted(set(by_a) & set(by_b))
+    if common:
+        seed = common[0]
+        more = (f" ({len(common) - 1} other seed(s) both have are not shown)"
+                if len(common) > 1 else "")  # fmt: skip
+        return by_a[seed], by_b[seed], f"seed {seed} of both, the lowest they share{more}"
+    ra, rb = a.runs[0], b.runs[0]
+    return ra, rb, f"seed {ra.seed} vs seed {rb.seed} (no seed in common: each side's lowest)"
+
+
+def imagenet_pairs(
+    comparisons: Sequence[Comparison], problems: list[Problem],
+    supercategories: dict[str, str] | None = None, confidence: float = 0.95,
+) -> list[ImageNetPair]:  # fmt: skip
+    """The section's pairs: every comparison of a protocol-eval classification setting. A pair
+    whose runs cannot be compared per category (other images, other categories, unreadable
+    predictions) becomes a problem row instead, so nothing is dropped silently."""
+    out = []
+    for comp in comparisons:
+        setting = comp.setting
+        if setting.protocol != "eval" or setting.kind != "classification":
+            continue
+        run_a, run_b, seeds_text = pick_runs(comp.a, comp.b)
+        try:
+            result = compare_runs(run_a.run_dir, run_b.run_dir, supercategories, confidence)
+        except (BenchError, OSError, ValueError, KeyError, IndexError,
+                zipfile.BadZipFile) as err:  # fmt: skip
+            problems.append(Problem(
+                "not compared", run_b.run_dir, f"ImageNet per-category comparison of "
+                f"{comp.b.label} with {comp.a.label}: {err}", setting.task))  # fmt: skip
+            continue
+        out.append(ImageNetPair(setting, comp.a, comp.b, run_a, run_b, seeds_text,
+                                comp.explicit, result))  # fmt: skip
+    return out
+
+
+def section_context(
+    pairs: Sequence[ImageNetPair], names: dict[int, str], links: Callable[[Path], str],
+    top: int, confidence: float,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """What the section shows, as plain strings (markdown and HTML escape them)."""
+    out = []
+    level = level_text(confidence)
+    for pair in pairs:
+        c = pair.comparison
+        overall = []
+        for metric, (a, b) in c.overall.items():
+            overall.append({"metric": metric, "name": metric_name(metric), "a": pts(a),
+                            "b": pts(b), "drop": signed(a - b)})  # fmt: skip
+        correlations = [{
+            "method": "Pearson" if corr.method == "pearson" else "Spearman",
+            "interval_method": "Fisher z" if corr.method == "pearson" else
+            "Fisher z, Bonett-Wright standard error",
+            "value": f"{corr.value:+.3f}",
+            "ci": f"[{_f(corr.low)}, {_f(corr.high)}]" if math.isfinite(corr.low) else "–",
+            "n": str(corr.n)} for corr in c.correlations]  # fmt: skip
+        drops = [{
+            "category": r["category"], "images": str(r["images"]), "faces": pts(r["faces"]),
+            "top1_a": pts(r["top1_original"]), "top1_b": pts(r["top1_compared"]),
+            "top1_drop": signed(r["top1_drop"]), "top5_drop": signed(r["top5_drop"]),
+            "ap_drop": signed(r["ap_drop"])} for r in c.rows[:top]]  # fmt: skip
+        supers = [{
+            "name": s["supercategory"], "categories": str(s["categories"]),
+            "a": pts(s["top1_original"]), "b": pts(s["top1_compared"]),
+            "drop": signed(s["top1_drop"])} for s in c.supercategories]  # fmt: skip
+        out.append({
+            "anchor": f"imagenet-{pair.setting.anchor}-{pair.b.name}-vs-{pair.a.name}",
+            "title": f"{names[id(pair.setting)]}: {pair.b.label} vs {pair.a.label}",
+            "a": pair.a.label, "b": pair.b.label, "b_data": pair.b.data,
+            "how": "explicit pair" if pair.explicit else "paired by architecture",
+            "seeds": pair.seeds_text, "fixture": pair.a.fixture or pair.b.fixture,
+            "run_a": links(pair.run_a.run_dir), "run_b": links(pair.run_b.run_dir),
+            "images": str(sum(r["images"] for r in c.rows)), "categories": str(len(c.rows)),
+            "overall": overall, "correlations": correlations, "level": level,
+            "notes": list(c.notes), "drops": drops, "shown": str(len(drops)),
+            "supercategories": supers,
+        })  # fmt: skip
+    return out
+
+
+SECTION_TITLE = "ImageNet per-category comparison"
+
+SECTION_NOTE = (
+    "Evaluation runs (protocol eval, e.g. tasks/imagenet.yaml), paired like every setting: "
+    "the original-data backbone with the blurred or overlayed one of the same architecture "
+    "(or --pair), on the same images. Every number is recomputed from the two runs' "
+    "predictions.npz, as bench imagenet-compare does (the paper's Table 4 arithmetic). "
+    "Drop = original − compared, in points (positive: the compared backbone is worse). "
+    "Correlation of the per-category top-1 drop with the fraction of the category's images "
+    "that have faces (face annotations of the run): Pearson with a Fisher-z interval, Spearman "
+    "with the Fisher-z interval of Bonett and Wright's standard error. All categories, with "
+    "top-5 and AP, are in leaderboard_imagenet.csv."
+)
+
+SUPERCATEGORY_HINT = (
+    "No supercategory means: pass bench leaderboard --supercategories FILE.json (a JSON "
+    "object category -> supercategory)."
+)
+
+CSV_FIELDS = [
+    "section", "task", "protocol", "subset", "setting", "arch", "original", "compared",
+    "pretraining_data", "original_seed", "compared_seed", "metric", "category",
+    "supercategory", "images", "faces", "original_value", "compared_value", "drop", "value",
+    "low", "high", "n", "confidence", "fixture", "original_run", "compared_run",
+]  # fmt: skip
+
+
+def csv_rows(
+    pairs: Sequence[ImageNetPair], links: Callable[[Path], str], confidence: float
+) -> Iterator[dict[str, Any]]:
+    """``leaderboard_imagenet.csv``, long format, values as fractions (the long CSV's units):
+    per pair ``overall`` (top1, top5), ``correlation`` (pearson, spearman: r in ``value``, its
+    interval in ``low``/``high``, ``n`` categories), ``category`` (every
+    category x top1/top5/ap, with images and faces fraction: the table to redo Table 4 from)
+    and ``supercategory`` rows."""
+    for pair in pairs:
+        c, s = pair.comparison, pair.setting
+        base = {"task": s.task, "protocol": s.protocol, "subset": s.subset,
+                "setting": s.setting, "arch": pair.b.arch, "original": pair.a.label,
+                "compared": pair.b.label, "pretraining_data": pair.b.data,
+                "original_seed": pair.run_a.seed, "compared_seed": pair.run_b.seed,
+                "fixture": pair.a.fixture or pair.b.fixture,
+                "original_run": links(pair.run_a.run_dir),
+                "compared_run": links(pair.run_b.run_dir)}  # fmt: skip
+        for metric, (a, b) in c.overall.items():
+            yield {**base, "section": "overall", "metric": metric, "original_value": a,
+                   "compared_value": b, "drop": a - b,
+                   "images": sum(r["images"] for r in c.rows)}  # fmt: skip
+        for corr in c.correlations:
+            yield {**base, "section": "correlation", "metric": corr.method,
+                   "value": corr.value, "low": corr.low, "high": corr.high, "n": corr.n,
+                   "confidence": confidence,
+                   "category": "top1_drop vs faces"}  # fmt: skip
+        for r in c.rows:
+            for metric, key in (("top1", "top1"), ("top5", "top5"), ("ap", "ap")):
+                yield {**base, "section": "category", "metric": metric,
+                       "category": r["category"], "supercategory": r.get("supercategory"),
+                       "images": r["images"], "faces": r["faces"],
+                       "original_value": r[f"{key}_original"],
+                       "compared_value": r[f"{key}_compared"], "drop": r[f"{key}_drop"]}
+        for g in c.supercategories:
+            yield {**base, "section": "supercategory", "metric": "top1",
+                   "supercategory": g["supercategory"], "n": g["categories"],
+                   "original_value": g["top1_original"], "compared_value": g["top1_compared"],
+                   "drop": g["top1_drop"]}  # fmt: skip

@@ -186,6 +186,9 @@ class Leaderboard:
     overview_png: bytes = b""  # the forest plot of every comparison (empty: none drawn)
     overview_file: str = ""
     overview_note: str = ""  # why there is no overview figure
+    # the section "ImageNet per-category comparison": :class:`.imagenet.ImageNetPair` items
+    # (typed Any because .imagenet imports this module, and this module imports none)
+    imagenet: list[Any] = field(default_factory=list)
 
     @property
     def alpha(self) -> float:

@@ -6,11 +6,13 @@ plots use these names. An identifier with no entry reads as itself.
 
 from __future__ import annotations
 
-TASK_NAMES = {"cifar10": "CIFAR-10", "sun397": "SUN397", "celeba": "CelebA", "voc": "PASCAL VOC"}
+TASK_NAMES = {"cifar10": "CIFAR-10", "sun397": "SUN397", "celeba": "CelebA", "voc": "PASCAL VOC",
+              "imagenet": "ImageNet"}
 PROTOCOL_NAMES = {"finetune": "fine-tune", "linear": "linear probe (L-BFGS)",
-                  "linear_sgd": "linear head (SGD)"}
+                  "linear_sgd": "linear head (SGD)", "eval": "evaluation"}
 METRIC_NAMES = {
     "top1": "Top-1 accuracy",
+    "top5": "Top-5 accuracy",
     "mean_per_class_accuracy": "Mean per-class accuracy",
     "per_class_accuracy": "Per-class accuracy",
     "map_voc07": "mAP (VOC07 11-point)",

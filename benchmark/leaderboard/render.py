@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader
 
+from benchmark.leaderboard import imagenet
 from benchmark.leaderboard.formats import (
     interval,
     level_text,
@@ -322,6 +323,7 @@ def render_context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
         else "",
         "overview_note": board.overview_note,
         **_group_context(board),
+        **_imagenet_context(board, links, names, top),
     }
 
 
@@ -331,6 +333,54 @@ def _group_context(board: Leaderboard) -> dict[str, Any]:
 
     return {"groups": group_rows(board), "groups_header": GROUP_HEADER,
             "groups_note": group_note(level_text(board.confidence), board.alpha)}
+
+
+def _imagenet_context(board: Leaderboard, links: RecordLinks, names: dict[int, str],
+                      top: int) -> dict[str, Any]:  # fmt: skip
+    """The section "ImageNet per-category comparison" (:mod:`benchmark.leaderboard.imagenet`)."""
+    return {"imagenet": imagenet.section_context(board.imagenet, names, links, top,
+                                                 board.confidence),
+            "imagenet_title": imagenet.SECTION_TITLE, "imagenet_note": imagenet.SECTION_NOTE,
+            "imagenet_super_hint": imagenet.SUPERCATEGORY_HINT}  # fmt: skip
+
+
+def _imagenet_markdown(ctx: dict[str, Any]) -> list[str]:
+    lines = [f"## {ctx['imagenet_title']}", "", md(ctx["imagenet_note"]), ""]
+    for pair in ctx["imagenet"]:
+        badge = " **[fixture]**" if pair["fixture"] else ""
+        lines += [
+            f"### {md(pair['title'])}{badge}", "",
+            f"{pair['how']}; {md(pair['seeds'])}; {pair['images']} images in "
+            f"{pair['categories']} categories; runs: {md_link(pair['a'], pair['run_a'])}, "
+            f"{md_link(pair['b'], pair['run_b'])}", "",
+        ]  # fmt: skip
+        lines += _md_table(["metric", md(pair["a"]), md(pair["b"]), "drop (original − compared)"],
+                           [[md(o["name"]), o["a"], o["b"], o["drop"]]
+                            for o in pair["overall"]])  # fmt: skip
+        if pair["correlations"]:
+            lines += ["Correlation of the top-1 drop with the fraction of images with faces:", ""]
+            lines += _md_table(
+                ["method", "r", f"{pair['level']} interval", "interval method", "categories"],
+                [[c["method"], c["value"], c["ci"], c["interval_method"], c["n"]]
+                 for c in pair["correlations"]])  # fmt: skip
+        for note in pair["notes"]:
+            lines += [f"- note: {md(note)}", ""]
+        lines += [f"Largest top-1 drops ({pair['shown']} of {pair['categories']} categories; "
+                  f"points):", ""]  # fmt: skip
+        lines += _md_table(
+            ["category", "images", "with faces (%)", f"top-1 {md(pair['a'])}",
+             f"top-1 {md(pair['b'])}", "top-1 drop", "top-5 drop", "AP drop"],
+            [[md(d["category"]), d["images"], d["faces"], d["top1_a"], d["top1_b"],
+              d["top1_drop"], d["top5_drop"], d["ap_drop"]] for d in pair["drops"]])  # fmt: skip
+        if pair["supercategories"]:
+            lines += ["Supercategory means (top-1, points):", ""]
+            lines += _md_table(
+                ["supercategory", "categories", md(pair["a"]), md(pair["b"]), "drop"],
+                [[md(g["name"]), g["categories"], g["a"], g["b"], g["drop"]]
+                 for g in pair["supercategories"]])  # fmt: skip
+        else:
+            lines += [md(ctx["imagenet_super_hint"]), ""]
+    return lines
 
 
 _MD_SPECIAL = re.compile(r"([\\`*\[\]|]|<(?=[A-Za-z/!?]))")
@@ -401,6 +451,8 @@ def render_markdown(board: Leaderboard, out: Path, top: int = 10,
             [md(g["group"]) + (" **[fixture]**" if g["fixture"] else ""), md(g["setting"]),
              md(g["a"]), md(g["b"]), g["tasks"], g["mean"], g["interval"], g["differ"],
              md(g["missing"])] for g in ctx["groups"]])  # fmt: skip
+    if ctx["imagenet"]:
+        lines += _imagenet_markdown(ctx)
     for setting in ctx["settings"]:
         badge = " **[fixture]**" if setting["fixture"] else ""
         lines += [f"## {md(setting['title'])}{badge}", "", f"*{md(setting['small_print'])}*", ""]
@@ -559,6 +611,19 @@ def render_csv(board: Leaderboard, out: Path) -> str:
     for p in board.problems:
         put(section="problem", task=p.task, metric=p.what, verdict=p.message,
             links=links(p.path, record=False))
+    return buf.getvalue()
+
+
+def render_imagenet_csv(board: Leaderboard, out: Path) -> str:
+    """``leaderboard_imagenet.csv``: the ImageNet section's numbers for every category (a file
+    of its own: its rows carry images, faces fraction and supercategory, columns the long CSV
+    does not have, and up to 3,000 rows per pair)."""
+    links = _links(board, out)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=imagenet.CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in imagenet.csv_rows(board.imagenet, links, board.confidence):
+        writer.writerow({k: _csv_cell(row.get(k)) for k in imagenet.CSV_FIELDS})
     return buf.getvalue()
 
 
