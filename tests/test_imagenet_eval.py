@@ -127,3 +127,29 @@ def test_eval_task_is_refused_where_it_would_train(tmp_path: Path,
         plan_run(RunRequest(task="imagenet", backbone="random_r18", results=tmp_path))
     assert bench("run", "--task", "imagenet", "--backbone", "x.pth", "--dry-run") == 2
     assert "not available for protocol eval" in capsys.readouterr().err
+
+
+def test_subset_n_is_stratified_deterministic_and_recorded(data: Path, tmp_path: Path) -> None:
+    """--subset 3 of 3 categories x 4 images: one image per category (the stratified prefix
+    of every task's subsets), the same images in every results folder, and the record says
+    how many were evaluated out of how many."""
+    from benchmark.data.selection import take_subset
+
+    ckpt = _classifier(tmp_path / "m.safetensors", 0)
+    chosen = []
+    for folder in ("a", "b"):
+        results = tmp_path / folder
+        assert bench("run", "--task", "imagenet", "--backbone", ckpt, "--data-root", data,
+                     "--results", results, *SMALL, "--subset", "3") == 0  # last --subset wins
+        (run,) = (results / "runs" / "imagenet" / "eval").glob("*/*")
+        saved = np.load(run / "predictions.npz", allow_pickle=False)
+        assert sorted(saved["target"].tolist()) == [0, 1, 2]
+        record = read_json(run / "record.json")
+        assert record["subset"] == 3 and record["data"]["sizes"] == {"test": 3}
+        assert (record["data"]["test"]["examples"], record["data"]["test"]["available"]) == (3, 12)
+        assert sum(v["images"] for v in record["metrics"]["per_category"].values()) == 3
+        chosen.append(saved["example_id"].tolist())
+    assert chosen[0] == chosen[1]
+    split = get_adapter("imagenet_folder").load_split(data, "val", False)
+    expected = take_subset(np.asarray(split.labels), 12, 3, seed=0)
+    assert chosen[0] == [split.example_ids[i] for i in expected]

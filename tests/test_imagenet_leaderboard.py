@@ -1,0 +1,213 @@
+"""The leaderboard's section "ImageNet per-category comparison": built by `bench leaderboard`
+from evaluation records (protocol eval) paired like every setting, every number equal to
+`bench imagenet-compare`'s (compare_runs) on the same runs and to scipy's correlations computed
+here from the predictions; escaped in markdown and HTML; its own CSV."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import bench
+from scipy.stats import pearsonr, spearmanr
+
+from benchmark.analysis.imagenet import topk_correct
+from benchmark.leaderboard.imagenet import compare_runs
+from benchmark.records import SCHEMA_VERSION, RunKey, RunRecord, RunStore, config_hash
+
+CATEGORIES = [f"n{index:08d}" for index in range(12)]
+PER_CATEGORY = 10
+
+
+def _eval_run(results: Path, backbone: str, data: str, seed: int, logits: np.ndarray,
+              target: np.ndarray, names: list[str], has_face: np.ndarray,
+              subset: str = "full") -> Path:  # fmt: skip
+    """One completed evaluation run written as evaluate.execute_eval writes it (RunStore, the
+    same predictions.npz arrays, has_face included), from chosen logits."""
+    top1 = topk_correct(logits, target, 1)
+    per_class = [top1[target == c].mean() for c in range(len(names)) if (target == c).any()]
+    config = {"task": {"name": "imagenet", "kind": "classification", "protocol": "eval",
+                       "metrics": {"primary": "top1", "others": ["mean_per_class_accuracy"]}},
+              "subset": subset, "data": {"kind": "imagefolder", "sha256": "d" * 64},
+              "backbone": {"name": backbone, "arch": "resnet18",
+                           "sha256": hashlib.sha256(backbone.encode()).hexdigest()}}  # fmt: skip
+    digest = config_hash(config)
+    record = {
+        "schema": SCHEMA_VERSION, "task": "imagenet", "kind": "classification",
+        "protocol": "eval", "seed": seed, "subset": subset, "config": config,
+        "config_hash": digest, "class_names": names, "status": "completed",
+        "backbone": {"name": backbone, "arch": "resnet18", "pretraining_data": data,
+                     "sha256": config["backbone"]["sha256"]},
+        "data": {"fixture": True, "sizes": {"test": len(target)}},
+        "metrics": {"top1": float(top1.mean()),
+                    "mean_per_class_accuracy": float(np.mean(per_class)),
+                    "top5": float(topk_correct(logits, target, 5).mean())},
+        "primary_metric": "top1", "started": "2026-01-01T00:00:00+00:00",
+        "ended": f"2026-01-01T00:{seed:02d}:00+00:00",
+    }  # fmt: skip
+    ids = [f"val/{names[t]}/{i:05d}.JPEG" for i, t in enumerate(target)]
+
+    def write_files(run_dir: Path) -> None:
+        np.savez_compressed(run_dir / "predictions.npz", example_id=np.asarray(ids, np.str_),
+                            target=target.astype(np.int64), logits=logits.astype(np.float32),
+                            has_face=has_face)  # fmt: skip
+
+    key = RunKey("imagenet", "eval", backbone, seed, digest)
+    return RunStore(results).write(key, RunRecord.model_validate(record), write_files)
+
+
+def _study(results: Path, names: list[str] = CATEGORIES) -> dict[tuple[str, int], Path]:
+    """An original and a blurred ResNet-18 evaluated on the same images; the blurred one
+    loses more in categories with more faces (the paper's finding, planted). Seeds 0 and 1 of
+    the original, 1 and 2 of the blurred: the section must take seed 1 of both."""
+    rng = np.random.default_rng(7)
+    target = np.repeat(np.arange(len(names)), PER_CATEGORY)
+    rank = np.tile(np.arange(PER_CATEGORY), len(names))  # position within its category
+    share = np.linspace(0.0, 0.9, len(names))  # fraction of images with faces per category
+    has_face = (rank < np.round(share * PER_CATEGORY)[target]).astype(np.float64)
+    has_face[3] = np.nan  # one image the annotations do not list
+    runs = {}
+    for name, data, seeds, harm in (("original_r18", "original", (0, 1), 0.0),
+                                    ("blurred_r18", "blurred", (1, 2), 0.6)):  # fmt: skip
+        for seed in seeds:
+            logits = rng.normal(size=(len(target), len(names))).astype(np.float32)
+            right = rank < np.round((0.8 - harm * share) * PER_CATEGORY)[target] - seed % 2
+            logits[np.arange(len(target)), target] += np.where(right, 4.0, -4.0)
+            runs[(name, seed)] = _eval_run(results, name, data, seed, logits, target, names,
+                                           has_face)  # fmt: skip
+    return runs
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _leaderboard(results: Path, out: Path, *extra: str | Path) -> int:
+    return bench("leaderboard", "--results", results, "--out", out, "--no-plots", "--n-boot",
+                 "200", *extra)  # fmt: skip
+
+
+def test_section_equals_compare_runs_and_scipy(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "site"
+    runs = _study(results)
+    assert _leaderboard(results, out, "--top", "4") == 0
+    reference = compare_runs(runs[("original_r18", 1)], runs[("blurred_r18", 1)])
+    markdown = (out / "leaderboard.md").read_text()
+    section = markdown.split("## ImageNet per-category comparison", 1)[1].split("\n## ", 1)[0]
+    assert "### ImageNet · evaluation · full: blurred_r18 vs original_r18 **[fixture]**" in section
+    assert "paired by architecture; seed 1 of both, the lowest they share;" in section
+    assert f"{len(CATEGORIES) * PER_CATEGORY} images in {len(CATEGORIES)} categories" in section
+
+    # the largest drops, in compare_runs' order and values (points), top 4 of them
+    table = [line for line in section.splitlines() if line.startswith("| n0")]
+    assert len(table) == 4
+    for line, row in zip(table, reference.rows, strict=False):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[0] == row["category"]
+        assert float(cells[5]) == pytest.approx(100 * row["top1_drop"], abs=0.005)
+        assert float(cells[2]) == pytest.approx(100 * row["faces"], abs=0.005)
+    top1_a, top1_b = reference.overall["top1"]
+    assert f"| Top-1 accuracy | {100 * top1_a:.2f} | {100 * top1_b:.2f} |" in section
+
+    # every category and the correlations in the section's CSV, at full precision
+    rows = _csv(out / "leaderboard_imagenet.csv")
+    drops = {r["category"]: float(r["drop"]) for r in rows
+             if r["section"] == "category" and r["metric"] == "top1"}  # fmt: skip
+    assert drops == {r["category"]: r["top1_drop"] for r in reference.rows}
+    assert {r["original_seed"] for r in rows} == {"1"} == {r["compared_seed"] for r in rows}
+    corr = {r["metric"]: r for r in rows if r["section"] == "correlation"}
+    for method in reference.correlations:
+        assert float(corr[method.method]["value"]) == method.value
+        assert float(corr[method.method]["low"]) == method.low
+
+    # the same correlations, recomputed here from the predictions with scipy
+    with np.load(runs[("original_r18", 1)] / "predictions.npz") as a, \
+            np.load(runs[("blurred_r18", 1)] / "predictions.npz") as b:  # fmt: skip
+        target, faces = a["target"], a["has_face"]
+        hit_a, hit_b = a["logits"].argmax(1) == target, b["logits"].argmax(1) == target
+    cats = range(len(CATEGORIES))
+    x = [np.nanmean(faces[target == c]) for c in cats]
+    y = [hit_a[target == c].mean() - hit_b[target == c].mean() for c in cats]
+    assert float(corr["pearson"]["value"]) == pytest.approx(pearsonr(x, y).statistic, abs=1e-12)
+    assert float(corr["spearman"]["value"]) == pytest.approx(spearmanr(x, y).statistic,
+                                                             abs=1e-12)  # fmt: skip
+    assert pearsonr(x, y).statistic > 0.5  # the planted effect is what the section reports
+    assert f"| Pearson | {pearsonr(x, y).statistic:+.3f} |" in section
+    # the ordinary setting of the eval runs stays, with its paired test, named for readers
+    assert "## ImageNet · evaluation · full **[fixture]**" in markdown
+
+
+def test_supercategory_means_and_a_bad_mapping(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    results, out = tmp_path / "results", tmp_path / "site"
+    runs = _study(results)
+    groups = {c: ("faces" if i >= 6 else "few faces") for i, c in enumerate(CATEGORIES[:-1])}
+    (tmp_path / "groups.json").write_text(json.dumps(groups))
+    assert _leaderboard(results, out, "--supercategories", tmp_path / "groups.json") == 0
+    reference = compare_runs(runs[("original_r18", 1)], runs[("blurred_r18", 1)], groups)
+    by_name = {r["category"]: r for r in reference.rows}
+    faces = [by_name[c]["top1_drop"] for c in CATEGORIES[6:-1]]
+    got = {g["supercategory"]: g for g in reference.supercategories}
+    assert got["faces"]["top1_drop"] == pytest.approx(np.mean(faces))
+    assert got["(unassigned)"]["categories"] == 1  # the last category is in no group
+    markdown = (out / "leaderboard.md").read_text()
+    assert f"| faces | 5 | {100 * got['faces']['top1_original']:.2f} |" in markdown
+    rows = _csv(out / "leaderboard_imagenet.csv")
+    assert {r["supercategory"] for r in rows if r["section"] == "category"} == \
+        {"faces", "few faces", "(unassigned)"}  # fmt: skip
+
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    assert _leaderboard(results, out, "--supercategories", tmp_path / "bad.json") == 2
+    assert "expected a JSON object category -> name" in capsys.readouterr().err
+
+
+def test_category_names_are_escaped_in_html_and_markdown(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "site"
+    names = ["<script>alert(1)</script>", *CATEGORIES[1:]]
+    _study(results, names)
+    assert _leaderboard(results, out, "--top", "20") == 0
+    html = (out / "index.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
+    # still one script, the sort script, allowed by its hash alone
+    (policy,) = re.findall(r'http-equiv="Content-Security-Policy"\s+content="([^"]+)"', html)
+    (script,) = re.findall(r"<script>(.*?)</script>", html, flags=re.S)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in policy and html.count("<script") == 1
+    assert 'id="imagenet"' in html and 'class="imagenet-drops sortable"' in html
+    markdown = (out / "leaderboard.md").read_text()
+    assert "\\<script>alert(1)\\</script>" in markdown and "| <script>" not in markdown
+
+
+def test_no_evaluation_pairs_no_section_and_no_stale_csv(tmp_path: Path) -> None:
+    results, out = tmp_path / "results", tmp_path / "site"
+    runs = _study(results)
+    assert _leaderboard(results, out) == 0 and (out / "leaderboard_imagenet.csv").is_file()
+    for key in (("blurred_r18", 1), ("blurred_r18", 2)):
+        for path in runs[key].iterdir():
+            path.unlink()
+        runs[key].rmdir()
+    assert _leaderboard(results, out) == 0
+    assert "ImageNet per-category comparison" not in (out / "leaderboard.md").read_text()
+    assert not (out / "leaderboard_imagenet.csv").exists()
+
+
+def test_a_pair_that_cannot_be_compared_is_listed(tmp_path: Path) -> None:
+    """Predictions of other images than the record's partner: a problem row, not a crash."""
+    results, out = tmp_path / "results", tmp_path / "site"
+    runs = _study(results)
+    path = runs[("blurred_r18", 1)] / "predictions.npz"
+    with np.load(path) as saved:
+        arrays = {k: saved[k] for k in saved.files}
+    arrays["example_id"] = np.asarray([f"other/{i}" for i in range(len(arrays["target"]))])
+    np.savez_compressed(path, **arrays)
+    assert _leaderboard(results, out) == 0
+    markdown = (out / "leaderboard.md").read_text()
+    assert "ImageNet per-category comparison of blurred_r18 with original_r18: the two runs " \
+           "evaluated different images" in markdown  # fmt: skip
