@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_browser
 from helpers import bench
 from scipy.stats import pearsonr, spearmanr
+from test_browser import browser  # noqa: F401  (the fixture: headless Chromium)
 
 from benchmark.analysis.imagenet import topk_correct
 from benchmark.leaderboard.imagenet import compare_runs
@@ -211,3 +213,28 @@ def test_a_pair_that_cannot_be_compared_is_listed(tmp_path: Path) -> None:
     markdown = (out / "leaderboard.md").read_text()
     assert "ImageNet per-category comparison of blurred_r18 with original_r18: the two runs " \
            "evaluated different images" in markdown  # fmt: skip
+
+
+@test_browser.pytestmark  # skipped where Debian's chromium and chromium-driver are missing
+def test_section_in_a_browser(tmp_path: Path, browser) -> None:  # noqa: ANN001, F811
+    """Headless Chromium: no console error (the CSP still holds), the hostile category name is
+    text, and the largest-drops table sorts by a clicked column with its rows whole."""
+    from selenium.webdriver.common.by import By
+
+    results, out = tmp_path / "results", tmp_path / "site"
+    _study(results, ["<script>alert(1)</script>", *CATEGORIES[1:]])
+    assert _leaderboard(results, out, "--top", "12") == 0
+    browser.get((out / "index.html").as_uri())
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
+    assert browser.execute_script("return document.scripts.length") == 1
+    drops = browser.find_element(By.CSS_SELECTOR, "#imagenet table.imagenet-drops")
+    assert "<script>alert(1)</script>" in drops.text
+    column = test_browser._column
+    served = [float(v) for v in column(drops, 5)]
+    assert served == sorted(served, reverse=True) and len(served) == 12
+    pairs = dict(zip(column(drops, 0), column(drops, 5), strict=True))
+    header = drops.find_elements(By.CSS_SELECTOR, "thead th")[5]
+    assert header.text == "top-1 drop"
+    header.click()
+    assert [float(v) for v in column(drops, 5)] == sorted(served)
+    assert dict(zip(column(drops, 0), column(drops, 5), strict=True)) == pairs
