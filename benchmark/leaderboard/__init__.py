@@ -17,6 +17,8 @@ one module each, data flowing one way (each module imports only those before it)
 5. :mod:`.compare`: per pair and metric, a paired bootstrap over test examples, pooled over
    seeds, from the per-example scores of :mod:`benchmark.analysis.kinds`, plus a Welch interval
    over seeds; per class / attribute / group: the same per column with Holm-adjusted p-values.
+   Pairs of evaluation runs (protocol eval) also get :mod:`.imagenet`'s per-category
+   comparison (the paper's Table 4 arithmetic), the one ``bench imagenet-compare`` prints.
 6. :mod:`.plots` draws the per-column deltas; :mod:`.render` writes markdown, CSV and HTML
    (a Jinja2 template shipped in ``templates/``); :mod:`.build` runs the steps in order.
 

@@ -254,7 +254,8 @@ def section_context(
             "interval_method": "Fisher z" if corr.method == "pearson" else
             "Fisher z, Bonett-Wright standard error",
             "value": f"{corr.value:+.3f}",
-            "ci": f"[{_f(corr.low)}, {_f(corr.high)}]" if math.isfinite(corr.low) else "–",
+            "ci": f"[{_f(corr.low)}, {_f(corr.high)}]" if math.isfinite(corr.low)
+            else "– (needs 4 categories)",
             "n": str(corr.n)} for corr in c.correlations]  # fmt: skip
         drops = [{
             "category": r["category"], "images": str(r["images"]), "faces": pts(r["faces"]),
