@@ -96,7 +96,8 @@ def leaderboard(
     written to ``out`` (default ``<results>/leaderboard``) unless ``write=False``.
 
     ``options`` go to :func:`benchmark.leaderboard.build`: ``pairs``, ``n_boot``,
-    ``confidence``, ``rng_seed``, ``plots``, ``cache``.
+    ``confidence``, ``rng_seed``, ``plots``, ``cache``, ``supercategories`` (a JSON file
+    category -> supercategory, for the ImageNet per-category section).
     """
     from benchmark import leaderboard as board_module
 

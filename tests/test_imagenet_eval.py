@@ -132,7 +132,8 @@ def test_eval_task_is_refused_where_it_would_train(tmp_path: Path,
 def test_subset_n_is_stratified_deterministic_and_recorded(data: Path, tmp_path: Path) -> None:
     """--subset 3 of 3 categories x 4 images: one image per category (the stratified prefix
     of every task's subsets), the same images in every results folder, and the record says
-    how many were evaluated out of how many."""
+    how many were evaluated out of how many; --backbone-data labels the file as for bench run,
+    so the leaderboard pairs it."""
     from benchmark.data.selection import take_subset
 
     ckpt = _classifier(tmp_path / "m.safetensors", 0)
@@ -140,12 +141,16 @@ def test_subset_n_is_stratified_deterministic_and_recorded(data: Path, tmp_path:
     for folder in ("a", "b"):
         results = tmp_path / folder
         assert bench("run", "--task", "imagenet", "--backbone", ckpt, "--data-root", data,
-                     "--results", results, *SMALL, "--subset", "3") == 0  # last --subset wins
+                     "--results", results, *SMALL, "--subset", "3",  # the last --subset wins
+                     "--backbone-data", "blurred") == 0  # fmt: skip
         (run,) = (results / "runs" / "imagenet" / "eval").glob("*/*")
         saved = np.load(run / "predictions.npz", allow_pickle=False)
         assert sorted(saved["target"].tolist()) == [0, 1, 2]
         record = read_json(run / "record.json")
         assert record["subset"] == 3 and record["data"]["sizes"] == {"test": 3}
+        assert record["data"]["fixture"] is True  # the leaderboard marks it
+        assert (record["backbone"]["pretraining_data"],
+                record["backbone"]["pretraining_data_from"]) == ("blurred", "--backbone-data")
         assert (record["data"]["test"]["examples"], record["data"]["test"]["available"]) == (3, 12)
         assert sum(v["images"] for v in record["metrics"]["per_category"].values()) == 3
         chosen.append(saved["example_id"].tolist())
