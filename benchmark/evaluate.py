@@ -10,6 +10,7 @@ recomputed from ``predictions.npz`` by :mod:`benchmark.analysis.imagenet`.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -128,6 +129,27 @@ def _face_lookup(ids: list[str], table: dict[str, bool]) -> np.ndarray:
     return face_flags(ids, keyed)
 
 
+def obfuscation_of(folder: Path, data_root: Path) -> str:
+    """How the evaluated images were obfuscated: the method ``bench obfuscate`` / ``bench
+    blur`` recorded in its ``--dst`` (the folder itself, or a folder above it up to the data
+    root), else ``none``. The leaderboard pairs an original backbone on original images with a
+    blurred one on blurred images by it (the paper's Table 4)."""
+    from benchmark.obfuscation.runner import SETTINGS_FILE
+
+    here, root = Path(folder).resolve(), Path(data_root).resolve()
+    places = [here, *here.parents] if here.is_relative_to(root) else [here]
+    for place in places:
+        marker = place / SETTINGS_FILE
+        if marker.is_file():
+            try:
+                return str(json.loads(marker.read_text()).get("method") or "unknown")
+            except (OSError, ValueError, AttributeError):
+                return "unknown"
+        if place == root:
+            break
+    return "none"
+
+
 def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
     """Evaluate, write the run folder; return it, the record and the per-category table."""
     from benchmark.run_key import resolve_task
@@ -218,6 +240,7 @@ def execute_eval(request: RunRequest) -> tuple[Path, dict[str, Any], str]:
         "data": {"test": {"examples": len(selected_ids), "available": len(split.example_ids),
                           "fixture": split.is_fixture, **split.source},
                  "sizes": {"test": len(selected_ids)}, "fixture": split.is_fixture,
+                 "obfuscation": obfuscation_of(base, Path(request.data_root)),
                  "identity": identity},
         "hardware": hardware(), "started": started, "class_names": split.class_names,
         "status": "completed", "metrics": metrics, "primary_metric": task.metrics.primary,

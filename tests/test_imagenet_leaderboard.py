@@ -29,14 +29,15 @@ PER_CATEGORY = 10
 
 def _eval_run(results: Path, backbone: str, data: str, seed: int, logits: np.ndarray,
               target: np.ndarray, names: list[str], has_face: np.ndarray,
-              subset: str = "full") -> Path:  # fmt: skip
+              subset: str = "full", images: str = "none") -> Path:  # fmt: skip
     """One completed evaluation run written as evaluate.execute_eval writes it (RunStore, the
     same predictions.npz arrays, has_face included), from chosen logits."""
     top1 = topk_correct(logits, target, 1)
     per_class = [top1[target == c].mean() for c in range(len(names)) if (target == c).any()]
     config = {"task": {"name": "imagenet", "kind": "classification", "protocol": "eval",
                        "metrics": {"primary": "top1", "others": ["mean_per_class_accuracy"]}},
-              "subset": subset, "data": {"kind": "imagefolder", "sha256": "d" * 64},
+              "subset": subset, "data": {"kind": "imagefolder",  # a blurred copy: others
+                                         "sha256": ("d" if images == "none" else "e") * 64},
               "backbone": {"name": backbone, "arch": "resnet18",
                            "sha256": hashlib.sha256(backbone.encode()).hexdigest()}}  # fmt: skip
     digest = config_hash(config)
@@ -46,7 +47,7 @@ def _eval_run(results: Path, backbone: str, data: str, seed: int, logits: np.nda
         "config_hash": digest, "class_names": names, "status": "completed",
         "backbone": {"name": backbone, "arch": "resnet18", "pretraining_data": data,
                      "sha256": config["backbone"]["sha256"]},
-        "data": {"fixture": True, "sizes": {"test": len(target)}},
+        "data": {"fixture": True, "sizes": {"test": len(target)}, "obfuscation": images},
         "metrics": {"top1": float(top1.mean()),
                     "mean_per_class_accuracy": float(np.mean(per_class)),
                     "top5": float(topk_correct(logits, target, 5).mean())},
@@ -238,3 +239,49 @@ def test_section_in_a_browser(tmp_path: Path, browser) -> None:  # noqa: ANN001,
     header.click()
     assert [float(v) for v in column(drops, 5)] == sorted(served)
     assert dict(zip(column(drops, 0), column(drops, 5), strict=True)) == pairs
+
+
+def test_each_backbone_on_its_own_images_as_in_table_4(tmp_path: Path) -> None:
+    """The paper's Table 4: the original backbone on the original images vs the blurred one on
+    their blurred copy (two settings: the data identities differ), beside the same-images pair
+    of the blurred backbone evaluated on the original images."""
+    results, out = tmp_path / "results", tmp_path / "site"
+    rng = np.random.default_rng(3)
+    target = np.repeat(np.arange(len(CATEGORIES)), PER_CATEGORY)
+    faces = (rng.random(len(target)) < 0.5).astype(np.float64)
+    runs = {}
+    for name, data, images in (("original_r18", "original", "none"),
+                               ("blurred_r18", "blurred", "none"),
+                               ("blurred_r18", "blurred", "blur")):  # fmt: skip
+        logits = rng.normal(size=(len(target), len(CATEGORIES))).astype(np.float32)
+        runs[(name, images)] = _eval_run(results, name, data, 0, logits, target, CATEGORIES,
+                                         faces, images=images)  # fmt: skip
+    assert _leaderboard(results, out) == 0
+    section = (out / "leaderboard.md").read_text().split("## ImageNet per-category", 1)[1]
+    # two settings of one name: the headings carry the original images' setting id
+    assert ": blurred_r18 vs original_r18 **[fixture]**" in section
+    assert ": blurred_r18 (blurred on blur images) vs original_r18 **[fixture]**" in section
+    assert "each on its own images (the paper's Table 4)" in section
+    rows = [r for r in _csv(out / "leaderboard_imagenet.csv")
+            if r["section"] == "category" and r["metric"] == "top1"]  # fmt: skip
+    own = {r["category"]: float(r["drop"]) for r in rows if "/" in r["setting"]}
+    same = {r["category"]: float(r["drop"]) for r in rows if "/" not in r["setting"]}
+    reference = compare_runs(runs[("original_r18", "none")], runs[("blurred_r18", "blur")])
+    assert own == {r["category"]: r["top1_drop"] for r in reference.rows}
+    reference = compare_runs(runs[("original_r18", "none")], runs[("blurred_r18", "none")])
+    assert same == {r["category"]: r["top1_drop"] for r in reference.rows} != own
+
+
+def test_obfuscation_of_reads_bench_blurs_marker(tmp_path: Path) -> None:
+    from benchmark.evaluate import obfuscation_of
+    from benchmark.obfuscation.runner import SETTINGS_FILE
+
+    root = tmp_path / "root"
+    (root / "blurred" / "imagenet").mkdir(parents=True)
+    (root / "plain" / "imagenet").mkdir(parents=True)
+    (root / "blurred" / SETTINGS_FILE).write_text(json.dumps({"method": "blur"}))
+    (tmp_path / SETTINGS_FILE).write_text(json.dumps({"method": "overlay"}))  # above the root
+    assert obfuscation_of(root / "blurred" / "imagenet", root) == "blur"
+    assert obfuscation_of(root / "plain" / "imagenet", root) == "none"
+    (root / "plain" / "imagenet" / SETTINGS_FILE).write_text("{broken")
+    assert obfuscation_of(root / "plain" / "imagenet", root) == "unknown"

@@ -90,7 +90,7 @@ def build(
         ]
     timings["paired bootstraps"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    imagenet = imagenet_pairs(comparisons, problems, groups, confidence)
+    imagenet = imagenet_pairs(comparisons, problems, groups, confidence, settings)
     if imagenet:
         timings["imagenet per category"] = time.perf_counter() - t0
     problems.sort(key=lambda p: (p.task, p.what, str(p.path)))

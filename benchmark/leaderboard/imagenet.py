@@ -193,6 +193,10 @@ class ImageNetPair:
     seeds_text: str  # which seeds were taken, said on the page
     explicit: bool
     comparison: ImageNetComparison
+    # each backbone on its own kind of images (the paper's Table 4): b's runs are in
+    # ``setting_b``, of the images obfuscated with ``method``; None: both in ``setting``
+    setting_b: Setting | None = None
+    method: str = ""
 
 
 def pick_runs(a: Row, b: Row) -> tuple[Run, Run, str]:
@@ -210,29 +214,90 @@ def pick_runs(a: Row, b: Row) -> tuple[Run, Run, str]:
     return ra, rb, f"seed {ra.seed} vs seed {rb.seed} (no seed in common: each side's lowest)"
 
 
+# pretraining data -> the `bench obfuscate` method that makes its kind of images
+METHOD_OF_DATA = {"blurred": "blur", "overlayed": "overlay"}
+
+
+def _is_eval(setting: Setting) -> bool:
+    return setting.protocol == "eval" and setting.kind == "classification"
+
+
+def _obfuscation(setting: Setting) -> str:
+    """What the setting's images were obfuscated with (``data.obfuscation`` of its records,
+    written by :func:`benchmark.evaluate.obfuscation_of`; older records: ``none``)."""
+    return str(setting.rows[0].runs[0].record.data.get("obfuscation") or "none")
+
+
+def _family(setting: Setting) -> str:
+    """Settings that differ only in their images (and annotations file): the same task,
+    subset and evaluation, on an original folder and its obfuscated copies."""
+    config = setting.rows[0].runs[0].record.config
+    rest = {k: v for k, v in config.items() if k not in ("backbone", "data", "annotations")}
+    return json.dumps([setting.task, setting.subset, rest], sort_keys=True, default=str)
+
+
+def own_images_pairs(
+    settings: Sequence[Setting], problems: list[Problem]
+) -> list[tuple[Setting, Row, Setting, Row]]:
+    """The paper's Table 4 pairing: the original-data backbone evaluated on original images
+    (a setting whose images no ``bench obfuscate`` wrote) with the blurred (overlayed) backbone
+    of the same architecture evaluated on a blurred (overlayed) copy of them. Those runs are
+    in two settings (their data identities differ), so the per-setting pairing never sees
+    them; compare_runs still checks that the image names and categories match."""
+    families: dict[str, list[Setting]] = {}
+    for setting in settings:
+        if _is_eval(setting) and setting.rows and setting.rows[0].runs:
+            families.setdefault(_family(setting), []).append(setting)
+    out = []
+    for members in families.values():
+        plain = [s for s in members if _obfuscation(s) == "none"]
+        for obfuscated in (s for s in members if _obfuscation(s) != "none"):
+            method = _obfuscation(obfuscated)
+            for row in obfuscated.rows:
+                if METHOD_OF_DATA.get(row.data) != method:
+                    continue
+                originals = [(s, r) for s in plain for r in s.rows
+                             if r.data == "original" and r.arch == row.arch]  # fmt: skip
+                if len(originals) == 1:
+                    out.append((originals[0][0], originals[0][1], obfuscated, row))
+                elif len(originals) > 1:
+                    problems.append(Problem(
+                        "not compared", row.runs[0].run_dir.parent,
+                        f"ImageNet per-category comparison of {row.label} ({method} images): "
+                        f"{len(originals)} original-data {row.arch} backbones evaluated on "
+                        f"original images; compare one with bench imagenet-compare",
+                        obfuscated.task))  # fmt: skip
+    return out
+
+
 def imagenet_pairs(
     comparisons: Sequence[Comparison], problems: list[Problem],
     supercategories: dict[str, str] | None = None, confidence: float = 0.95,
+    settings: Sequence[Setting] = (),
 ) -> list[ImageNetPair]:  # fmt: skip
-    """The section's pairs: every comparison of a protocol-eval classification setting. A pair
-    whose runs cannot be compared per category (other images, other categories, unreadable
-    predictions) becomes a problem row instead, so nothing is dropped silently."""
+    """The section's pairs: every comparison of a protocol-eval classification setting (both
+    backbones on the same images), then each backbone on its own kind of images
+    (:func:`own_images_pairs`, from ``settings``). A pair whose runs cannot be compared per
+    category (other images, other categories, unreadable predictions) becomes a problem row
+    instead, so nothing is dropped silently."""
+    candidates: list[tuple[Setting, Row, Setting | None, Row, bool]] = [
+        (comp.setting, comp.a, None, comp.b, comp.explicit)
+        for comp in comparisons if _is_eval(comp.setting)]  # fmt: skip
+    candidates += [(sa, a, sb, b, False) for sa, a, sb, b in own_images_pairs(settings, problems)]
     out = []
-    for comp in comparisons:
-        setting = comp.setting
-        if setting.protocol != "eval" or setting.kind != "classification":
-            continue
-        run_a, run_b, seeds_text = pick_runs(comp.a, comp.b)
+    for setting, a, setting_b, b, explicit in candidates:
+        run_a, run_b, seeds_text = pick_runs(a, b)
         try:
             result = compare_runs(run_a.run_dir, run_b.run_dir, supercategories, confidence)
         except (BenchError, OSError, ValueError, KeyError, IndexError,
                 zipfile.BadZipFile) as err:  # fmt: skip
             problems.append(Problem(
                 "not compared", run_b.run_dir, f"ImageNet per-category comparison of "
-                f"{comp.b.label} with {comp.a.label}: {err}", setting.task))  # fmt: skip
+                f"{b.label} with {a.label}: {err}", setting.task))  # fmt: skip
             continue
-        out.append(ImageNetPair(setting, comp.a, comp.b, run_a, run_b, seeds_text,
-                                comp.explicit, result))  # fmt: skip
+        method = _obfuscation(setting_b) if setting_b is not None else ""
+        out.append(ImageNetPair(setting, a, b, run_a, run_b, seeds_text, explicit, result,
+                                setting_b, method))  # fmt: skip
     return out
 
 
@@ -266,11 +331,19 @@ def section_context(
             "name": s["supercategory"], "categories": str(s["categories"]),
             "a": pts(s["top1_original"]), "b": pts(s["top1_compared"]),
             "drop": signed(s["top1_drop"])} for s in c.supercategories]  # fmt: skip
+        how = "explicit pair" if pair.explicit else "paired by architecture"
+        own = ""
+        if pair.setting_b is not None:
+            how += (f"; each on its own images (the paper's Table 4): {pair.a.label} on the "
+                    f"original images, {pair.b.label} on their {pair.method} copy (setting "
+                    f"{pair.setting.setting} vs {pair.setting_b.setting})")  # fmt: skip
+            own = f" ({pair.b.data} on {pair.method} images)"
         out.append({
-            "anchor": f"imagenet-{pair.setting.anchor}-{pair.b.name}-vs-{pair.a.name}",
-            "title": f"{names[id(pair.setting)]}: {pair.b.label} vs {pair.a.label}",
+            "anchor": f"imagenet-{pair.setting.anchor}-{pair.b.name}-vs-{pair.a.name}"
+                      + (f"-{pair.setting_b.setting}" if pair.setting_b is not None else ""),
+            "title": f"{names[id(pair.setting)]}: {pair.b.label}{own} vs {pair.a.label}",
             "a": pair.a.label, "b": pair.b.label, "b_data": pair.b.data,
-            "how": "explicit pair" if pair.explicit else "paired by architecture",
+            "how": how,
             "seeds": pair.seeds_text, "fixture": pair.a.fixture or pair.b.fixture,
             "run_a": links(pair.run_a.run_dir), "run_b": links(pair.run_b.run_dir),
             "images": str(sum(r["images"] for r in c.rows)), "categories": str(len(c.rows)),
@@ -286,8 +359,10 @@ SECTION_TITLE = "ImageNet per-category comparison"
 SECTION_NOTE = (
     "Evaluation runs (protocol eval, e.g. tasks/imagenet.yaml), paired like every setting: "
     "the original-data backbone with the blurred or overlayed one of the same architecture "
-    "(or --pair), on the same images. Every number is recomputed from the two runs' "
-    "predictions.npz, as bench imagenet-compare does (the paper's Table 4 arithmetic). "
+    "(or --pair), on the same images; and, as in the paper's Table 4, each on its own kind of "
+    "images: the original backbone on the original images with the blurred (overlayed) one on "
+    "their bench blur (overlay) copy, same image names. Every number is recomputed from the "
+    "two runs' predictions.npz, as bench imagenet-compare does (the paper's Table 4 arithmetic). "
     "Drop = original − compared, in points (positive: the compared backbone is worse). "
     "Correlation of the per-category top-1 drop with the fraction of the category's images "
     "that have faces (face annotations of the run): Pearson with a Fisher-z interval, Spearman "
@@ -318,8 +393,10 @@ def csv_rows(
     and ``supercategory`` rows."""
     for pair in pairs:
         c, s = pair.comparison, pair.setting
+        setting = s.setting if pair.setting_b is None else \
+            f"{s.setting}/{pair.setting_b.setting}"  # original's / compared's images
         base = {"task": s.task, "protocol": s.protocol, "subset": s.subset,
-                "setting": s.setting, "arch": pair.b.arch, "original": pair.a.label,
+                "setting": setting, "arch": pair.b.arch, "original": pair.a.label,
                 "compared": pair.b.label, "pretraining_data": pair.b.data,
                 "original_seed": pair.run_a.seed, "compared_seed": pair.run_b.seed,
                 "fixture": pair.a.fixture or pair.b.fixture,
