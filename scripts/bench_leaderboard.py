@@ -81,7 +81,8 @@ def write_results(root: Path, tasks: int, pairs: int, seeds: int, examples: int,
                         "class_names": CLASSES, "status": "completed",
                         "metrics": classification_metrics(logits, target, CLASSES),
                         "primary_metric": "top1", "ended": "2026-01-01T00:00:00+00:00",
-                        "training": {"losses": rng.random(200).round(4).tolist()},
+                        "training": {"steps": 200, "epochs_completed": 1,
+                                     "losses": rng.random(200).round(4).tolist()},
                     }  # fmt: skip
                     (run_dir / "record.json").write_text(json.dumps(record, indent=1))
                     if predictions:

@@ -14,6 +14,7 @@ from helpers import bench
 from synthetic_records import logits_with_correct, write_classification_run
 
 import benchmark.analysis.classification
+from benchmark.leaderboard.cache import COMPARISONS_FILE, RECORDS_FILE
 from benchmark.score_cache import CACHE_DIR, CACHE_FILE
 
 CLASSES = [f"c{i}" for i in range(5)]
@@ -91,7 +92,8 @@ def test_corrupt_cache_is_rebuilt_and_removed_runs_dropped(
     cache = results / CACHE_DIR / CACHE_FILE
     cache.parent.mkdir()
     for garbage in (b"not a zip", b"PK\x03\x04" + b"\0" * 64):
-        cache.write_bytes(garbage)
+        for name in (CACHE_FILE, RECORDS_FILE, COMPARISONS_FILE):
+            (cache.parent / name).write_bytes(garbage)
         loads.clear()
         assert _build(results, tmp_path / "b") == reference
         assert len(loads) == 6  # ignored, read from the predictions, written anew
