@@ -33,7 +33,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from scipy import sparse
 
 __all__ = [
     "MIN_TEST_EXAMPLES",
@@ -563,6 +562,10 @@ def _multiplicity_product(sums: np.ndarray) -> Callable[[np.ndarray], np.ndarray
     """
     if np.count_nonzero(sums) > 0.2 * sums.size:
         return lambda counts: counts @ sums
+    # imported here: scipy.sparse costs a quarter of a second of every `bench leaderboard`
+    # start-up, and a rebuild from the comparison cache runs no bootstrap
+    from scipy import sparse
+
     transposed = sparse.csr_array(sums.T)
     return lambda counts: (transposed @ counts.T).T
 

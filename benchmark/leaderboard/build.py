@@ -14,7 +14,7 @@ from benchmark.atomic import atomic_write_bytes, atomic_write_text
 from benchmark.errors import BenchError
 from benchmark.layout import RunLayout
 from benchmark.leaderboard.cache import ComparisonCache, RecordCache
-from benchmark.leaderboard.collect import collect, group_settings
+from benchmark.leaderboard.collect import READING_FIELDS, collect, group_settings
 from benchmark.leaderboard.compare import RunScoreLoader, compare, new_comparison
 from benchmark.leaderboard.formats import level_text
 from benchmark.leaderboard.model import Comparison, Leaderboard, Problem, Row, Setting
@@ -62,7 +62,7 @@ def build(
                          f"`bench run` or `bench sweep` wrote to.")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    readings = RecordCache(results) if cache else None
+    readings = RecordCache(results, READING_FIELDS) if cache else None
     runs, problems, n_records = collect(results, readings)
     timings["read records"] = time.perf_counter() - t0
     if readings is not None:

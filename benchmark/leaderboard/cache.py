@@ -82,6 +82,7 @@ class _JsonCache:
         self.version = version
         self._old: dict[str, Any] | None = None
         self._new: dict[str, Any] = {}
+        self._shared: dict[str, Any] = {}  # values the entries refer to, as read
         self.hits = 0
         self.misses = 0
 
@@ -92,8 +93,9 @@ class _JsonCache:
                 with open(self.path, "rb") as fh:
                     stored = json.loads(fh.read())
                 if isinstance(stored, dict) and stored.get("format") == self.version \
-                        and isinstance(stored.get("entries"), dict):  # fmt: skip
-                    self._old = stored["entries"]
+                        and isinstance(stored.get("entries"), dict) \
+                        and isinstance(stored.get("shared"), dict):  # fmt: skip
+                    self._old, self._shared = stored["entries"], stored["shared"]
             except (OSError, ValueError, RecursionError):
                 pass  # missing or corrupt: rebuilt
         return self._old
@@ -104,53 +106,93 @@ class _JsonCache:
     def keep(self, name: str, entry: Any) -> None:
         self._new[name] = entry
 
-    def save(self) -> bool:
-        """Write the entries kept in this build (those not kept are dropped); returns whether
-        a file was written. A cache that cannot be written is skipped."""
+    def save(self, shared: dict[str, Any] | None = None) -> bool:
+        """Write the entries kept in this build (those not kept are dropped) and ``shared``
+        (values entries refer to); returns whether a file was written. A cache that cannot be
+        written is skipped."""
         old = self._read()
-        if old.keys() == self._new.keys() and all(old[k] is v for k, v in self._new.items()):
+        if old.keys() == self._new.keys() and all(old[k] is v for k, v in self._new.items()) \
+                and (shared or {}) == self._shared:  # fmt: skip
             return False
         try:
             from benchmark.atomic import atomic_write_text
 
-            text = json.dumps({"format": self.version, "entries": self._new},
-                              separators=(",", ":"))  # fmt: skip
+            text = json.dumps({"format": self.version, "entries": self._new,
+                               "shared": shared or {}}, separators=(",", ":"))  # fmt: skip
             atomic_write_text(self.path, text)
         except (OSError, ValueError):
             return False
         self._old = dict(self._new)
+        self._shared = dict(shared or {})
         return True
 
 
 class RecordCache(_JsonCache):
-    """The leaderboard's reading of each record (see the module docstring); entries are what
-    :func:`benchmark.leaderboard.collect.collect` makes of a record, as JSON values."""
+    """The leaderboard's reading of each record (see the module docstring): entries are what
+    :func:`benchmark.leaderboard.collect.collect` makes of a record, a dict of JSON values,
+    stored as a list in the order of ``fields`` (the names once per file, not once per run)
+    with each distinct task config stored once (every run of a task shares it, and a resolved
+    task is most of a reading)."""
 
-    def __init__(self, results: Path) -> None:
-        super().__init__(results, RECORDS_FILE, f"{FORMAT}")
+    def __init__(self, results: Path, fields: Iterable[str]) -> None:
+        self.fields = list(fields)
+        super().__init__(results, RECORDS_FILE, json.dumps([FORMAT, self.fields]))
         self._prefix = os.path.join(os.fspath(results), "")
+        self._config_ids: dict[str, str] = {}  # canonical JSON -> digest, this build
+        self._configs: dict[str, Any] = {}  # digest -> task config, put in this build
 
     def rel(self, run_dir: str) -> str | None:
         return run_dir[len(self._prefix):] if run_dir.startswith(self._prefix) else None
 
-    def get(self, run_dir: str) -> tuple[Any, FileStat | None]:
-        """The cached entry of a run folder (None when absent or stale) and its record's
+    def get(self, run_dir: str) -> tuple[dict[str, Any] | None, FileStat | None]:
+        """The cached reading of a run folder (None when absent or stale) and its record's
         current stat, to pass to :meth:`put` (taken before the record is read)."""
         stat = file_stat(os.path.join(run_dir, RECORD_FILE))
         rel = self.rel(run_dir)
         entry = self.lookup(rel) if rel is not None else None
-        if stat is not None and isinstance(entry, list) and len(entry) == 2 \
-                and entry[0] == list(stat):  # fmt: skip
-            self.keep(rel, entry)  # type: ignore[arg-type]
-            self.hits += 1
-            return entry[1], stat
-        self.misses += 1
-        return None, stat
+        if stat is None or not isinstance(entry, list) or len(entry) != 2 \
+                or entry[0] != list(stat):  # fmt: skip
+            self.misses += 1
+            return None, stat
+        value = entry[1]
+        if isinstance(value, list) and len(value) == len(self.fields):
+            reading = dict(zip(self.fields, value, strict=True))
+            config = self._shared.get(reading.get("task_config"))  # type: ignore[arg-type]
+            if not isinstance(config, dict):
+                self.misses += 1
+                return None, stat
+            reading["task_config"] = config
+        elif isinstance(value, dict):
+            reading = value  # a problem
+        else:
+            self.misses += 1
+            return None, stat
+        self.keep(rel, entry)  # type: ignore[arg-type]
+        self.hits += 1
+        return reading, stat
 
-    def put(self, run_dir: str, stat: FileStat | None, value: Any) -> None:
+    def put(self, run_dir: str, stat: FileStat | None, reading: dict[str, Any]) -> None:
         rel = self.rel(run_dir)
-        if rel is not None and stat is not None:
-            self.keep(rel, [list(stat), value])
+        if rel is None or stat is None:
+            return
+        if "problem" in reading:
+            self.keep(rel, [list(stat), {"problem": reading["problem"]}])
+            return
+        config = reading["task_config"]
+        text = json.dumps(config, sort_keys=True, default=str)
+        digest = self._config_ids.get(text)
+        if digest is None:
+            digest = self._config_ids[text] = hashlib.sha256(text.encode()).hexdigest()[:16]
+            self._configs[digest] = json.loads(text)
+        values = [digest if name == "task_config" else reading[name] for name in self.fields]
+        self.keep(rel, [list(stat), values])
+
+    def save(self) -> bool:  # type: ignore[override]
+        """Write the kept readings with the task configs they refer to."""
+        where = self.fields.index("task_config")
+        shared = {**self._shared, **self._configs}
+        used = {e[1][where] for e in self._new.values() if isinstance(e[1], list)}
+        return super().save({k: v for k, v in shared.items() if k in used})
 
 
 class ComparisonCache(_JsonCache):

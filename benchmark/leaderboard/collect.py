@@ -71,6 +71,12 @@ def collect(
     return runs, problems, len(found)
 
 
+# what the leaderboard reads from a completed run's record: the fields of Run but its folder
+READING_FIELDS = ("task", "kind", "protocol", "subset", "setting", "backbone", "arch", "data",
+                  "sha256", "seed", "fixture", "ended", "metrics", "primary_metric",
+                  "task_config")  # fmt: skip
+
+
 def _reading(run_dir: Path, record: RunRecord | RecordError) -> dict[str, Any]:
     """What the leaderboard takes from a record, as JSON values (the record cache's entry);
     ``"record"`` keeps the object itself for this build (it is not stored)."""
