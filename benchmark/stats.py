@@ -25,6 +25,7 @@ Metric values are fractions in [0, 1] (accuracy, mAP); a difference is reported 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -133,10 +134,13 @@ def seed_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95
     return SeedSummary(mean=mean, low=mean - half, high=mean + half, n=n)
 
 
+@functools.lru_cache(maxsize=4096)
 def _t_quantile(q: float, df: float) -> float:
     """Student-t quantile, the value ``scipy.stats.t.ppf(q, df)`` returns (it calls this same
     ``scipy.special.stdtrit``), imported here rather than at module level: importing
-    ``scipy.stats`` took about a second, most of a `bench leaderboard --no-plots` start-up."""
+    ``scipy.stats`` took about a second, most of a `bench leaderboard --no-plots` start-up.
+    Memoised: a leaderboard asks for the same few (level, seed count) quantiles thousands of
+    times."""
     from scipy.special import stdtrit
 
     return float(stdtrit(df, q))

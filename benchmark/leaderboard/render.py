@@ -81,8 +81,15 @@ class RecordLinks:
         # str(Path) is normalised, so a run inside the results folder starts with this prefix;
         # comparing strings is what relative_to does, without parsing 10,000s of paths again
         self._prefix = str(self.results).rstrip(os.sep) + os.sep
+        self._made: dict[tuple[Path, bool], str] = {}  # every run is linked from several places
 
     def __call__(self, path: Path, record: bool = True) -> str:
+        made = self._made.get((path, record))
+        if made is None:
+            made = self._made[(path, record)] = self._link(path, record)
+        return made
+
+    def _link(self, path: Path, record: bool) -> str:
         text = str(path)
         if text.startswith(self._prefix) and len(text) > len(self._prefix):
             inside = text[len(self._prefix):].replace(os.sep, "/")
