@@ -65,16 +65,16 @@ def build(
     readings = RecordCache(results, READING_FIELDS) if cache else None
     runs, problems, n_records = collect(results, readings)
     timings["read records"] = time.perf_counter() - t0
-    if readings is not None:
-        t0 = time.perf_counter()
-        if readings.save():
-            timings["write record cache"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     settings = group_settings(runs, problems, confidence)
     check_pair_names(explicit, settings)
     found = find_pairs(settings, explicit, problems)
     timings["group and seed intervals"] = time.perf_counter() - t0
+    if readings is not None:  # after the checks: a build refused as a user mistake writes nothing
+        t0 = time.perf_counter()
+        if readings.save():
+            timings["write record cache"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     kept = ComparisonCache(results, n_boot, confidence, rng_seed) if cache else None
