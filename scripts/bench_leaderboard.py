@@ -2,9 +2,10 @@
 
 Writes a synthetic results folder once (records in the runner's layout and format, with or
 without per-example predictions), then times ``leaderboard.build`` + ``leaderboard.write`` in
-this process after the imports are warm, twice: a COLD build (the score cache
-``<results>/.cache`` removed first, so every predictions file is read and the cache written)
-and a WARM rebuild (unchanged runs: scores from the cache), and prints the time of each stage.
+this process after the imports are warm, twice: a COLD build (the caches in
+``<results>/.cache`` removed first, so every record and predictions file is read, every
+comparison computed and the caches written) and a WARM rebuild (unchanged runs: record
+readings and comparisons from the caches), and prints the time of each stage.
 
     python scripts/bench_leaderboard.py                       # 10,000 records, predictions
     python scripts/bench_leaderboard.py --no-predictions      # record-only leaderboard
