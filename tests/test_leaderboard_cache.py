@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.special
 from helpers import bench
 from synthetic_records import logits_with_correct, write_classification_run
 
 import benchmark.analysis.classification
-from benchmark.leaderboard.cache import COMPARISONS_FILE, RECORDS_FILE
+from benchmark import stats
+from benchmark.leaderboard.cache import COMPARISONS_FILE, QUANTILES_FILE, RECORDS_FILE
 from benchmark.leaderboard.collect import READING_FIELDS
 from benchmark.leaderboard.model import Run
 from benchmark.score_cache import CACHE_DIR, CACHE_FILE
@@ -100,7 +102,7 @@ def test_corrupt_cache_is_rebuilt_and_removed_runs_dropped(
     cache = results / CACHE_DIR / CACHE_FILE
     cache.parent.mkdir()
     for garbage in (b"not a zip", b"PK\x03\x04" + b"\0" * 64):
-        for name in (CACHE_FILE, RECORDS_FILE, COMPARISONS_FILE):
+        for name in (CACHE_FILE, RECORDS_FILE, COMPARISONS_FILE, QUANTILES_FILE):
             (cache.parent / name).write_bytes(garbage)
         loads.clear()
         assert _build(results, tmp_path / "b") == reference
@@ -141,7 +143,8 @@ def work(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[object]]:
 
 
 def test_warm_rebuild_reads_no_record_and_computes_no_comparison(
-    results: Path, tmp_path: Path, work: dict[str, list[object]], loads: list[Path]
+    results: Path, tmp_path: Path, work: dict[str, list[object]], loads: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     reference = _build(results, tmp_path / "a", "--no-cache")
     assert len(work["records"]) == 6 and len(work["comparisons"]) == 1
@@ -149,7 +152,11 @@ def test_warm_rebuild_reads_no_record_and_computes_no_comparison(
     assert _build(results, tmp_path / "b") == reference
     for seen in (*work.values(), loads):
         seen.clear()
-    assert _build(results, tmp_path / "c") == reference
+    # as in a new process, whose seed intervals take their t quantiles from the cache
+    with monkeypatch.context() as patch:
+        patch.setattr(stats, "_T_QUANTILES", {})
+        patch.setattr(scipy.special, "stdtrit", None)  # calling it would fail the build
+        assert _build(results, tmp_path / "c") == reference
     assert work == {"records": [], "comparisons": []} and loads == []
 
     # a record edited by hand (content and mtime): that record is read again, the comparison
@@ -175,10 +182,12 @@ def test_damaged_or_unwritable_caches_change_nothing(results: Path, tmp_path: Pa
     _build(results, tmp_path / "b")
     folder = results / CACHE_DIR
     # valid JSON of the right format with entries of the wrong shape
-    for name in (RECORDS_FILE, COMPARISONS_FILE):
+    wrong = {RECORDS_FILE: [[1, 2], {"seed": "x"}], COMPARISONS_FILE: {"metrics": 3},
+             QUANTILES_FILE: ["0.975", None]}  # fmt: skip
+    for name, entry in wrong.items():
         stored = json.loads((folder / name).read_text())
-        stored["entries"] = {k: [[1, 2], {"seed": "x"}] if name == RECORDS_FILE else {"metrics": 3}
-                             for k in stored["entries"]}  # fmt: skip
+        assert stored["entries"], name
+        stored["entries"] = {k: entry for k in stored["entries"]}
         (folder / name).write_text(json.dumps(stored))
     assert _build(results, tmp_path / "c") == reference
     assert _build(results, tmp_path / "d") == reference  # and what it wrote reads back

@@ -13,7 +13,7 @@ from pathlib import Path
 from benchmark.atomic import atomic_write_bytes, atomic_write_text
 from benchmark.errors import BenchError
 from benchmark.layout import RunLayout
-from benchmark.leaderboard.cache import ComparisonCache, RecordCache
+from benchmark.leaderboard.cache import ComparisonCache, QuantileCache, RecordCache
 from benchmark.leaderboard.collect import READING_FIELDS, collect, group_settings
 from benchmark.leaderboard.compare import RunScoreLoader, compare, new_comparison
 from benchmark.leaderboard.formats import level_text
@@ -34,7 +34,7 @@ from benchmark.leaderboard.render import (
     render_wide_csv,
 )
 from benchmark.score_cache import ScoreArrayCache
-from benchmark.stats import reuse_replicates
+from benchmark.stats import remember_t_quantiles, reuse_replicates, t_quantiles
 
 
 def build(
@@ -67,6 +67,9 @@ def build(
     timings["read records"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    quantiles = QuantileCache(results) if cache else None
+    if quantiles is not None:
+        remember_t_quantiles(quantiles.values())
     settings = group_settings(runs, problems, confidence)
     check_pair_names(explicit, settings)
     found = find_pairs(settings, explicit, problems)
@@ -119,6 +122,9 @@ def build(
         t0 = time.perf_counter()
         if kept.save():
             timings["write comparison cache"] = time.perf_counter() - t0
+    if quantiles is not None:
+        quantiles.update(t_quantiles())
+        quantiles.save()
     problems.sort(key=lambda p: (p.task, p.what, str(p.path)))
 
     t0 = time.perf_counter()

@@ -16,6 +16,9 @@
   ``predictions.npz``, and the source of the code that computes them (:func:`code_digest`).
   A warm rebuild then opens no predictions and runs no bootstrap.
 
+* ``leaderboard-t-quantiles.json``: the Student-t quantiles of the seed intervals, by scipy's
+  version, so a rebuild does not import ``scipy.special`` for them.
+
 The rules of :mod:`benchmark.score_cache`: JSON only (floats written by ``repr`` read back bit
 for bit, NaN included), written atomically, a missing, corrupt or unwritable file ignored and
 rebuilt (never an error), entries of runs or comparisons not seen in a build dropped when it
@@ -40,6 +43,7 @@ from benchmark.stats import DeltaResult, SeedSummary
 
 RECORDS_FILE = "leaderboard-records.json"
 COMPARISONS_FILE = "leaderboard-comparisons.json"
+QUANTILES_FILE = "leaderboard-t-quantiles.json"
 # Bump when what an entry holds changes meaning (the code digest covers the statistics).
 FORMAT = 1
 
@@ -53,6 +57,13 @@ def file_stat(path: str) -> FileStat | None:
     except OSError:
         return None
     return (st.st_size, st.st_mtime_ns)
+
+
+def run_prefix(results: Path) -> str:
+    """What the run folders' paths start with (the cache keys are the rest): ``str(Path)`` of
+    ``--results .`` is ``.`` but its runs are ``runs/...``, without ``./``."""
+    text = os.fspath(Path(results))
+    return "" if text == "." else os.path.join(text, "")
 
 
 def code_digest() -> str:
@@ -137,7 +148,7 @@ class RecordCache(_JsonCache):
     def __init__(self, results: Path, fields: Iterable[str]) -> None:
         self.fields = list(fields)
         super().__init__(results, RECORDS_FILE, json.dumps([FORMAT, self.fields]))
-        self._prefix = os.path.join(os.fspath(results), "")
+        self._prefix = run_prefix(results)
         self._config_ids: dict[str, str] = {}  # canonical JSON -> digest, this build
         self._configs: dict[str, Any] = {}  # digest -> task config, put in this build
 
@@ -195,13 +206,39 @@ class RecordCache(_JsonCache):
         return super().save({k: v for k, v in shared.items() if k in used})
 
 
+class QuantileCache(_JsonCache):
+    """The Student-t quantiles of the seed intervals (:func:`benchmark.stats.t_quantiles`), so a
+    rebuild does not import ``scipy.special`` (a quarter of a second) to compute the same few
+    again; keyed by the installed scipy's version, whose ``stdtrit`` gave them."""
+
+    def __init__(self, results: Path) -> None:
+        import scipy
+
+        super().__init__(results, QUANTILES_FILE, f"{FORMAT}-scipy-{scipy.__version__}")
+
+    def values(self) -> list[tuple[float, float, float]]:
+        out = []
+        for entry in self._read().values():
+            if isinstance(entry, list) and len(entry) == 3 \
+                    and all(isinstance(v, float) for v in entry):  # fmt: skip
+                out.append((entry[0], entry[1], entry[2]))
+        return out
+
+    def update(self, values: Iterable[tuple[float, float, float]]) -> None:
+        old = self._read()
+        for q, df, value in values:
+            name = f"{q!r} {df!r}"
+            entry = old.get(name)
+            self.keep(name, entry if entry == [q, df, value] else [q, df, value])
+
+
 class ComparisonCache(_JsonCache):
     """Each comparison's statistics by the digest of its inputs (see the module docstring)."""
 
     def __init__(self, results: Path, n_boot: int, confidence: float, rng_seed: int) -> None:
         super().__init__(results, COMPARISONS_FILE, f"{FORMAT}-{code_digest()}")
         self.results = Path(results)
-        self._prefix = os.path.join(os.fspath(results), "")
+        self._prefix = run_prefix(results)
         self._options = [n_boot, confidence, rng_seed]
 
     def _rel(self, path: Path) -> str:
