@@ -519,13 +519,15 @@ def _csv_cell(value: Any) -> Any:
 def render_csv(board: Leaderboard, out: Path) -> str:
     links = _links(board, out)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
+    # a plain writer of lists in CSV_FIELDS order: what DictWriter writes, without its per-row
+    # key checks (a third of the CSV's time at 10,000 runs)
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
 
     def put(**row: Any) -> None:
         if row.get("low") is not None or row.get("seeds_low") is not None:
             row.setdefault("confidence", board.confidence)  # the level of low/high/seeds_*
-        writer.writerow({k: _csv_cell(row.get(k)) for k in CSV_FIELDS})
+        writer.writerow([_csv_cell(row.get(k)) for k in CSV_FIELDS])
 
     for s in board.settings:
         base = {"task": s.task, "protocol": s.protocol, "subset": s.subset, "setting": s.setting,
