@@ -18,7 +18,7 @@ from benchmark.layout import RunLayout
 from benchmark.leaderboard.cache import RecordCache
 from benchmark.leaderboard.model import DATA_ORDER, Problem, Row, Run, Setting
 from benchmark.pretraining import UNKNOWN_DATA
-from benchmark.records import RecordError, RunRecord, read_record
+from benchmark.run_record import RecordError, RunRecord, read_record
 from benchmark.stats import SeedSummary, seed_interval
 
 

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader
 
+from benchmark.layout import RECORD_FILE
 from benchmark.leaderboard.formats import (
     interval,
     level_text,
@@ -37,7 +38,6 @@ from benchmark.leaderboard.formats import (
 from benchmark.leaderboard.model import ColumnDeltas, Comparison, Leaderboard, MetricDelta, Setting
 from benchmark.leaderboard.names import metric_name, setting_name
 from benchmark.leaderboard.reference import PAPER_IMAGENET_TOP1, PAPER_REPO
-from benchmark.records import RECORD_FILE
 from benchmark.stats import MIN_TEST_EXAMPLES, too_few_examples_text
 
 
