@@ -135,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "the ImageNet per-category comparison")
     board.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
     board.add_argument("--no-cache", action="store_true",
-                       help="neither read nor write <results>/.cache/leaderboard-scores.npz "
-                       "(per-run scores kept so a rebuild skips unchanged predictions)")
+                       help="neither read nor write <results>/.cache/leaderboard-* (record "
+                       "readings, comparisons and per-run scores kept so a rebuild skips "
+                       "unchanged runs)")
 
     cache = sub.add_parser("cache", help="the feature cache of the linear probe: list, clear")
     cache_sub = cache.add_subparsers(dest="cache_command", required=True, metavar="{list,clear}",

@@ -18,6 +18,8 @@ leaderboard imports it). The layout::
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,7 +127,19 @@ class RunLayout:
         """Every ``record.json`` of a run folder (not of work or staging folders), sorted."""
         if not self.runs.is_dir():
             return []
-        return sorted(self.runs.glob(f"*/*/*/*/{RECORD_FILE}"))
+        # what runs.glob("*/*/*/*/record.json") finds, in the same (Path) order, by os.scandir
+        # and one stat per run folder: glob's pathlib objects cost half a second at 10,000 runs
+        root = os.fspath(self.runs)
+        found = []
+        for parts in _folders_below(root, 4):
+            path = os.path.join(root, *parts, RECORD_FILE)
+            try:
+                if stat.S_ISREG(os.stat(path).st_mode):
+                    found.append((parts, path))
+            except OSError:
+                continue
+        found.sort()
+        return [Path(path) for _, path in found]
 
     def finished_run_dirs(self, folder: WorkFolder) -> list[Path]:
         """Run folders with a record whose key gave this work folder's name (a run killed
@@ -145,6 +159,23 @@ class RunLayout:
 
     def incomplete_writes(self) -> list[Path]:
         return sorted(self.staging.iterdir()) if self.staging.is_dir() else []
+
+
+def _folders_below(root: str, depth: int) -> list[tuple[str, ...]]:
+    """The folders ``depth`` levels below ``root`` (name parts), skipping hidden names as
+    glob's ``*`` does."""
+    level: list[tuple[str, ...]] = [()]
+    for _ in range(depth):
+        below = []
+        for parts in level:
+            try:
+                with os.scandir(os.path.join(root, *parts)) as entries:
+                    below += [(*parts, e.name) for e in entries
+                              if not e.name.startswith(".") and e.is_dir()]  # fmt: skip
+            except OSError:
+                continue
+        level = below
+    return level
 
 
 def record_file(run_dir: Path) -> Path:

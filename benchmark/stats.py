@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-from scipy import sparse
 
 __all__ = [
     "MIN_TEST_EXAMPLES",
@@ -46,9 +45,11 @@ __all__ = [
     "paired_bootstrap_batched_columns",
     "paired_bootstrap_mean",
     "paired_bootstrap_mean_columns",
+    "remember_t_quantiles",
     "reuse_replicates",
     "seed_delta_interval",
     "seed_interval",
+    "t_quantiles",
     "verdict",
 ]
 
@@ -134,13 +135,37 @@ def seed_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95
     return SeedSummary(mean=mean, low=mean - half, high=mean + half, n=n)
 
 
+# (q, df) -> scipy.special.stdtrit(df, q): filled as quantiles are computed, and by
+# remember_t_quantiles from a previous build's values (the leaderboard's cache)
+_T_QUANTILES: dict[tuple[float, float], float] = {}
+
+
 def _t_quantile(q: float, df: float) -> float:
     """Student-t quantile, the value ``scipy.stats.t.ppf(q, df)`` returns (it calls this same
     ``scipy.special.stdtrit``), imported here rather than at module level: importing
-    ``scipy.stats`` took about a second, most of a `bench leaderboard --no-plots` start-up."""
-    from scipy.special import stdtrit
+    ``scipy.stats`` took about a second, most of a `bench leaderboard --no-plots` start-up, and
+    ``scipy.special`` alone still takes a quarter of one. Memoised: a leaderboard asks for the
+    same few (level, seed count) quantiles thousands of times, and a rebuild that was given them
+    (:func:`remember_t_quantiles`) does not import scipy.special at all."""
+    key = (float(q), float(df))
+    value = _T_QUANTILES.get(key)
+    if value is None:
+        from scipy.special import stdtrit
 
-    return float(stdtrit(df, q))
+        value = _T_QUANTILES[key] = float(stdtrit(key[1], key[0]))
+    return value
+
+
+def t_quantiles() -> list[tuple[float, float, float]]:
+    """Every ``(q, df, quantile)`` computed (or remembered) in this process."""
+    return [(q, df, value) for (q, df), value in _T_QUANTILES.items()]
+
+
+def remember_t_quantiles(values: Iterable[tuple[float, float, float]]) -> None:
+    """Take ``(q, df, quantile)`` triples that ``scipy.special.stdtrit`` of the installed scipy
+    gave before (:func:`t_quantiles` of an earlier process), so they are not computed again."""
+    for q, df, value in values:
+        _T_QUANTILES[(float(q), float(df))] = float(value)
 
 
 def seed_delta_interval(
@@ -563,6 +588,10 @@ def _multiplicity_product(sums: np.ndarray) -> Callable[[np.ndarray], np.ndarray
     """
     if np.count_nonzero(sums) > 0.2 * sums.size:
         return lambda counts: counts @ sums
+    # imported here: scipy.sparse costs a quarter of a second of every `bench leaderboard`
+    # start-up, and a rebuild from the comparison cache runs no bootstrap
+    from scipy import sparse
+
     transposed = sparse.csr_array(sums.T)
     return lambda counts: (transposed @ counts.T).T
 

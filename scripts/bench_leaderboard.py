@@ -2,9 +2,10 @@
 
 Writes a synthetic results folder once (records in the runner's layout and format, with or
 without per-example predictions), then times ``leaderboard.build`` + ``leaderboard.write`` in
-this process after the imports are warm, twice: a COLD build (the score cache
-``<results>/.cache`` removed first, so every predictions file is read and the cache written)
-and a WARM rebuild (unchanged runs: scores from the cache), and prints the time of each stage.
+this process after the imports are warm, twice: a COLD build (the caches in
+``<results>/.cache`` removed first, so every record and predictions file is read, every
+comparison computed and the caches written) and a WARM rebuild (unchanged runs: record
+readings and comparisons from the caches), and prints the time of each stage.
 
     python scripts/bench_leaderboard.py                       # 10,000 records, predictions
     python scripts/bench_leaderboard.py --no-predictions      # record-only leaderboard
@@ -12,9 +13,9 @@ and a WARM rebuild (unchanged runs: scores from the cache), and prints the time 
     python scripts/bench_leaderboard.py --no-cache            # both builds without the cache
 
 ``--process`` times what a user waits for instead: the whole ``bench leaderboard`` process,
-imports included, over 8, 1k, 10k and 100k records (``--sizes``), cold (no score cache, no
-output folder: the first build) then warm (the same command again), with the child's peak
-memory (``getrusage``'s max RSS, through ``os.wait4``), as a markdown table. ``--code DIR``
+imports included, over 8, 1k, 10k and 100k records (``--sizes``), cold (no cache, no
+output folder: the first build) then warm (the same command again), with the child's CPU time
+and peak memory (``getrusage``'s max RSS, through ``os.wait4``), as a markdown table. ``--code DIR``
 times another checkout's code on the same records (``git archive <commit> | tar -x -C DIR``),
 so before and after come from one machine and one set of records:
 
@@ -81,7 +82,8 @@ def write_results(root: Path, tasks: int, pairs: int, seeds: int, examples: int,
                         "class_names": CLASSES, "status": "completed",
                         "metrics": classification_metrics(logits, target, CLASSES),
                         "primary_metric": "top1", "ended": "2026-01-01T00:00:00+00:00",
-                        "training": {"losses": rng.random(200).round(4).tolist()},
+                        "training": {"steps": 200, "epochs_completed": 1,
+                                     "losses": rng.random(200).round(4).tolist()},
                     }  # fmt: skip
                     (run_dir / "record.json").write_text(json.dumps(record, indent=1))
                     if predictions:
@@ -114,9 +116,13 @@ def results_folder(workdir: Path, tasks: int, pairs: int, seeds: int, examples: 
     return results
 
 
-def time_process(code: Path, results: Path, out: Path, extra: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one ``bench leaderboard`` process, imports included.
-    ``os.wait4`` gives this child's own rusage (``RUSAGE_CHILDREN`` would mix all children)."""
+def time_process(
+    code: Path, results: Path, out: Path, extra: list[str]
+) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MiB) and CPU seconds (user + system) of one ``bench
+    leaderboard`` process, imports included. ``os.wait4`` gives this child's own rusage
+    (``RUSAGE_CHILDREN`` would mix all children). On a shared machine the CPU time is the
+    steadier figure: wall time grows with the other processes' load, CPU time much less."""
     env = {**os.environ, "PYTHONPATH": str(code)}
     cmd = [sys.executable, "-m", "benchmark.cli", "leaderboard", "--results", str(results),
            "--out", str(out), *extra]  # fmt: skip
@@ -129,7 +135,7 @@ def time_process(code: Path, results: Path, out: Path, extra: list[str]) -> tupl
     err = child.stderr.read().decode() if child.stderr else ""
     if child.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {child.returncode}: {err.strip()[-500:]}")
-    return seconds, usage.ru_maxrss / 1024.0  # Linux: KiB
+    return seconds, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime  # RSS: KiB
 
 
 def process_table(args: argparse.Namespace) -> None:
@@ -141,8 +147,9 @@ def process_table(args: argparse.Namespace) -> None:
     print(f"`bench leaderboard {' '.join(extra)}` process wall time, imports included; code: "
           f"{code}; {os.cpu_count()} CPUs, load average at start "
           f"{os.getloadavg()[0]:.1f}\n")
-    print("| records | cold (s) | warm (s) | peak RSS cold (MiB) | peak RSS warm (MiB) |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| records | cold (s) | warm (s) | cold CPU (s) | warm CPU (s) | peak RSS cold (MiB) "
+          "| peak RSS warm (MiB) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
         tasks, pairs, seeds = LAYOUTS[size]
         results = results_folder(args.workdir, tasks, pairs, seeds, args.examples,
@@ -152,8 +159,8 @@ def process_table(args: argparse.Namespace) -> None:
         shutil.rmtree(out, ignore_errors=True)
         cold = time_process(code, results, out, extra)
         warm = time_process(code, results, out, extra)
-        print(f"| {size:,} | {cold[0]:.2f} | {warm[0]:.2f} | {cold[1]:.0f} | {warm[1]:.0f} |",
-              flush=True)
+        print(f"| {size:,} | {cold[0]:.2f} | {warm[0]:.2f} | {cold[2]:.2f} | {warm[2]:.2f} "
+              f"| {cold[1]:.0f} | {warm[1]:.0f} |", flush=True)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 

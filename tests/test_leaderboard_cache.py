@@ -1,8 +1,11 @@
-"""The leaderboard's on-disk score cache: a rebuild reads one cache file instead of every
-run's predictions, gives the same pages byte for byte, and re-reads what changed."""
+"""The leaderboard's on-disk caches (score arrays, record readings, comparisons): a rebuild
+reads cache files instead of every run's record and predictions, gives the same pages byte for
+byte, and re-reads and recomputes what changed."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 import re
 import shutil
@@ -10,12 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.special
 from helpers import bench
 from synthetic_records import logits_with_correct, write_classification_run
 
 import benchmark.analysis.classification
+from benchmark import stats
+from benchmark.leaderboard.cache import COMPARISONS_FILE, QUANTILES_FILE, RECORDS_FILE
+from benchmark.leaderboard.collect import READING_FIELDS
+from benchmark.leaderboard.model import Run
 from benchmark.score_cache import CACHE_DIR, CACHE_FILE
 
+# the modules, not the functions benchmark.leaderboard exports under the same names
+build_module = importlib.import_module("benchmark.leaderboard.build")
+collect_module = importlib.import_module("benchmark.leaderboard.collect")
 CLASSES = [f"c{i}" for i in range(5)]
 N = 100
 TARGET = np.repeat(np.arange(5), N // 5)
@@ -91,7 +102,8 @@ def test_corrupt_cache_is_rebuilt_and_removed_runs_dropped(
     cache = results / CACHE_DIR / CACHE_FILE
     cache.parent.mkdir()
     for garbage in (b"not a zip", b"PK\x03\x04" + b"\0" * 64):
-        cache.write_bytes(garbage)
+        for name in (CACHE_FILE, RECORDS_FILE, COMPARISONS_FILE, QUANTILES_FILE):
+            (cache.parent / name).write_bytes(garbage)
         loads.clear()
         assert _build(results, tmp_path / "b") == reference
         assert len(loads) == 6  # ignored, read from the predictions, written anew
@@ -109,3 +121,107 @@ def test_corrupt_cache_is_rebuilt_and_removed_runs_dropped(
         stored = json.loads(npz["index"].tobytes())["runs"]
     assert len(stored) == 5
     assert gone.relative_to(results).as_posix() not in stored
+
+
+@pytest.fixture
+def work(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[object]]:
+    """Every record the leaderboard validates and every comparison it computes."""
+    seen: dict[str, list[object]] = {"records": [], "comparisons": []}
+    real_read, real_compare = collect_module.read_record, build_module.compare
+
+    def reading(run_dir: Path) -> object:
+        seen["records"].append(Path(run_dir))
+        return real_read(run_dir)
+
+    def comparing(*args: object, **kwargs: object) -> object:
+        seen["comparisons"].append(args[0])
+        return real_compare(*args, **kwargs)
+
+    monkeypatch.setattr(collect_module, "read_record", reading)
+    monkeypatch.setattr(build_module, "compare", comparing)
+    return seen
+
+
+def test_warm_rebuild_reads_no_record_and_computes_no_comparison(
+    results: Path, tmp_path: Path, work: dict[str, list[object]], loads: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reference = _build(results, tmp_path / "a", "--no-cache")
+    assert len(work["records"]) == 6 and len(work["comparisons"]) == 1
+    assert not (results / CACHE_DIR).exists()  # --no-cache writes no cache either
+    assert _build(results, tmp_path / "b") == reference
+    for seen in (*work.values(), loads):
+        seen.clear()
+    # as in a new process, whose seed intervals take their t quantiles from the cache
+    with monkeypatch.context() as patch:
+        patch.setattr(stats, "_T_QUANTILES", {})
+        patch.setattr(scipy.special, "stdtrit", None)  # calling it would fail the build
+        assert _build(results, tmp_path / "c") == reference
+    assert work == {"records": [], "comparisons": []} and loads == []
+
+    # a record edited by hand (content and mtime): that record is read again, the comparison
+    # it belongs to recomputed, and the page shows the change
+    record = next(results.glob("runs/*/*/blurred_r18/*/record.json"))
+    text = json.loads(record.read_text())
+    text.update(status="failed", error="CUDA out of memory")
+    record.write_text(json.dumps(text))
+    changed = _build(results, tmp_path / "d")
+    assert work["records"] == [record.parent] and len(work["comparisons"]) == 1
+    assert "CUDA out of memory" in changed[0] and changed != reference
+    assert changed == _build(results, tmp_path / "e", "--no-cache")
+
+    # other options are other comparisons
+    work["comparisons"].clear()
+    assert bench("leaderboard", "--results", results, "--out", tmp_path / "f", "--n-boot", "200",
+                 "--no-plots") == 0  # fmt: skip
+    assert len(work["comparisons"]) == 1
+
+
+def test_damaged_or_unwritable_caches_change_nothing(results: Path, tmp_path: Path) -> None:
+    reference = _build(results, tmp_path / "a", "--no-cache")
+    _build(results, tmp_path / "b")
+    folder = results / CACHE_DIR
+    # valid JSON of the right format with entries of the wrong shape
+    wrong = {RECORDS_FILE: [[1, 2], {"seed": "x"}], COMPARISONS_FILE: {"metrics": 3},
+             QUANTILES_FILE: ["0.975", None]}  # fmt: skip
+    for name, entry in wrong.items():
+        stored = json.loads((folder / name).read_text())
+        assert stored["entries"], name
+        stored["entries"] = {k: entry for k in stored["entries"]}
+        (folder / name).write_text(json.dumps(stored))
+    assert _build(results, tmp_path / "c") == reference
+    assert _build(results, tmp_path / "d") == reference  # and what it wrote reads back
+
+    shutil.rmtree(folder)
+    folder.write_text("a file where the cache folder would be: nothing can be written there")
+    assert _build(results, tmp_path / "e") == reference
+
+
+def test_problems_of_unreadable_predictions_survive_the_cache(
+    results: Path, tmp_path: Path
+) -> None:
+    broken = next(results.glob("runs/*/*/original_r18/*/predictions.npz"))
+    broken.write_bytes(b"not a zip archive")
+    reference = _build(results, tmp_path / "a", "--no-cache")
+    assert "unreadable predictions" in reference[0]
+    assert _build(results, tmp_path / "b") == reference
+    assert _build(results, tmp_path / "c") == reference  # from the comparison cache
+
+
+def test_removed_runs_leave_every_cache(results: Path, tmp_path: Path) -> None:
+    _build(results, tmp_path / "a")
+    gone = next(results.glob("runs/*/*/blurred_r18/*"))
+    shutil.rmtree(gone)
+    after = _build(results, tmp_path / "b")
+    assert after == _build(results, tmp_path / "c", "--no-cache")
+    rel = gone.relative_to(results).as_posix()
+    stored = json.loads((results / CACHE_DIR / RECORDS_FILE).read_text())["entries"]
+    assert len(stored) == 5 and rel not in stored
+    comparisons = json.loads((results / CACHE_DIR / COMPARISONS_FILE).read_text())["entries"]
+    assert len(comparisons) == 1  # the one of six runs was dropped with its runs' change
+
+
+def test_a_reading_holds_every_field_of_a_run() -> None:
+    """The record cache stores READING_FIELDS: a field added to Run must be added there."""
+    names = {f.name for f in dataclasses.fields(Run)} - {"run_dir", "loaded"}
+    assert set(READING_FIELDS) == names

@@ -22,7 +22,10 @@ one module each, data flowing one way (each module imports only those before it)
 6. :mod:`.plots` draws the per-column deltas; :mod:`.render` writes markdown, CSV and HTML
    (a Jinja2 template shipped in ``templates/``); :mod:`.build` runs the steps in order.
 
-:mod:`.model` holds the dataclasses every step shares.
+:mod:`.model` holds the dataclasses every step shares; :mod:`.cache` keeps, in
+``<results>/.cache``, what steps 1, 3 and 5 derived from unchanged runs (each record's reading,
+the t quantiles, each comparison's statistics), so a rebuild redoes only what changed and gives
+the same pages byte for byte (``--no-cache``: none of it).
 """
 
 from benchmark.errors import BenchError

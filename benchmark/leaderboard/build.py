@@ -13,11 +13,12 @@ from pathlib import Path
 from benchmark.atomic import atomic_write_bytes, atomic_write_text
 from benchmark.errors import BenchError
 from benchmark.layout import RunLayout
-from benchmark.leaderboard.collect import collect, group_settings
-from benchmark.leaderboard.compare import RunScoreLoader, compare
+from benchmark.leaderboard.cache import ComparisonCache, QuantileCache, RecordCache
+from benchmark.leaderboard.collect import READING_FIELDS, collect, group_settings
+from benchmark.leaderboard.compare import RunScoreLoader, compare, new_comparison
 from benchmark.leaderboard.formats import level_text
 from benchmark.leaderboard.imagenet import imagenet_pairs, read_supercategories
-from benchmark.leaderboard.model import Leaderboard
+from benchmark.leaderboard.model import Comparison, Leaderboard, Problem, Row, Setting
 from benchmark.leaderboard.pairs import check_pair_names, find_pairs, parse_pairs
 from benchmark.leaderboard.plots import (
     empty_plot_note,
@@ -35,7 +36,7 @@ from benchmark.leaderboard.render import (
     render_wide_csv,
 )
 from benchmark.score_cache import ScoreArrayCache
-from benchmark.stats import reuse_replicates
+from benchmark.stats import remember_t_quantiles, reuse_replicates, t_quantiles
 
 
 def build(
@@ -49,9 +50,11 @@ def build(
     supercategories: Path | None = None,
 ) -> Leaderboard:
     """Read the records under ``results`` and compute every table, comparison and plot.
-    ``cache``: read and update ``<results>/.cache`` (:mod:`benchmark.score_cache`), so a
-    rebuild does not open the predictions of unchanged runs again. ``supercategories``: a JSON
-    file category -> supercategory for the ImageNet section's supercategory means."""
+    ``cache``: read and update ``<results>/.cache`` (:mod:`benchmark.score_cache`,
+    :mod:`benchmark.leaderboard.cache`), so a rebuild reads neither the records nor the
+    predictions of unchanged runs again and recomputes only the comparisons whose runs,
+    options or code changed. ``supercategories``: a JSON file category -> supercategory for
+    the ImageNet section's supercategory means."""
     if not 0.5 <= confidence < 1.0:
         raise BenchError(f"--confidence {confidence}: use a level in [0.5, 1), e.g. 0.95.")
     if n_boot < 100:
@@ -64,31 +67,69 @@ def build(
                          f"`bench run` or `bench sweep` wrote to.")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    runs, problems, n_records = collect(results)
+    readings = RecordCache(results, READING_FIELDS) if cache else None
+    runs, problems, n_records = collect(results, readings)
     timings["read records"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    quantiles = QuantileCache(results) if cache else None
+    if quantiles is not None:
+        remember_t_quantiles(quantiles.values())
     settings = group_settings(runs, problems, confidence)
     check_pair_names(explicit, settings)
     found = find_pairs(settings, explicit, problems)
     timings["group and seed intervals"] = time.perf_counter() - t0
+    if readings is not None:  # after the checks: a build refused as a user mistake writes nothing
+        t0 = time.perf_counter()
+        if readings.save():
+            timings["write record cache"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    kept = ComparisonCache(results, n_boot, confidence, rng_seed) if cache else None
+    comparisons: list[Comparison] = []
+    todo: list[tuple[int, str | None, Setting, Row, Row, bool]] = []
+    stored: list[Problem] = []  # problems kept with cached comparisons
+    for setting, a, b, is_explicit in found:
+        comp = new_comparison(setting, a, b, is_explicit)
+        key = kept.key(comp) if kept is not None else None
+        got = kept.restore(key, comp) if kept is not None and key is not None else None
+        if got is None:
+            todo.append((len(comparisons), key, setting, a, b, is_explicit))
+        else:
+            stored += got
+        comparisons.append(comp)
+    timings["comparison cache"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     disk = ScoreArrayCache(results) if cache else None
     scores = RunScoreLoader(problems, disk)
-    scores.prefetch([run for _, a, b, _ in found for run in (*a.runs, *b.runs)])
+    scores.prefetch([run for _, _, _, a, b, _ in todo for run in (*a.runs, *b.runs)])
     timings["read predictions"] = time.perf_counter() - t0
-    if disk is not None:
+    if disk is not None and todo:  # all comparisons cached: the score cache was not opened
         t0 = time.perf_counter()
         if disk.save():
             timings["write score cache"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     with reuse_replicates():  # every comparison of a task resamples the same test set
-        comparisons = [
-            compare(setting, a, b, is_explicit, scores, n_boot, confidence, rng_seed)
-            for setting, a, b, is_explicit in found
-        ]
+        for i, key, setting, a, b, is_explicit in todo:
+            comp = compare(setting, a, b, is_explicit, scores, n_boot, confidence, rng_seed)
+            comparisons[i] = comp
+            if kept is not None and key is not None:
+                kept.put(key, comp, [p for run in (*a.runs, *b.runs)
+                                     for p in scores.run_problems.get(run.run_dir, [])])
     timings["paired bootstraps"] = time.perf_counter() - t0
+    seen = {_identity(p) for p in problems}
+    for problem in stored:  # a run in several comparisons has its problems stored in each
+        if _identity(problem) not in seen:
+            seen.add(_identity(problem))
+            problems.append(problem)
+    if kept is not None:
+        t0 = time.perf_counter()
+        if kept.save():
+            timings["write comparison cache"] = time.perf_counter() - t0
+    if quantiles is not None:
+        quantiles.update(t_quantiles())
+        quantiles.save()
     t0 = time.perf_counter()
     imagenet = imagenet_pairs(comparisons, problems, groups, confidence, settings)
     if imagenet:
@@ -126,6 +167,10 @@ def build(
 
 OVERVIEW_FILE = "plots/overview.png"
 IMAGENET_CSV = "leaderboard_imagenet.csv"
+
+
+def _identity(problem: Problem) -> tuple[str, str, str, str]:
+    return (problem.what, str(problem.path), problem.message, problem.task)
 
 
 

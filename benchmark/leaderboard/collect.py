@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmark.layout import RunLayout
+from benchmark.leaderboard.cache import RecordCache
 from benchmark.leaderboard.model import DATA_ORDER, Problem, Row, Run, Setting
 from benchmark.pretraining import UNKNOWN_DATA
-from benchmark.records import RecordError, RunRecord, RunStore
+from benchmark.run_record import RecordError, RunRecord, read_record
 from benchmark.stats import SeedSummary, seed_interval
 
 
@@ -38,38 +40,76 @@ def _setting_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def collect(results: Path) -> tuple[list[Run], list[Problem], int]:
-    """Every completed run, the problems, and how many record files were read."""
+def collect(
+    results: Path, cache: RecordCache | None = None
+) -> tuple[list[Run], list[Problem], int]:
+    """Every completed run, the problems, and how many record files were read. ``cache``: take
+    unchanged records' readings from it (and put new ones in), see
+    :mod:`benchmark.leaderboard.cache`."""
     runs: list[Run] = []
     problems: list[Problem] = []
-    found = RunStore(results).records()
-    for run_dir, record in found:
-        problem = _record_problem(run_dir, record)
-        if problem is not None:
-            problems.append(problem)
-            continue
-        assert isinstance(record, RunRecord)
-        backbone = record.backbone
-        runs.append(
-            Run(
-                run_dir=run_dir,
-                record=record,
-                task=record.task,
-                kind=record.kind,
-                protocol=record.protocol,
-                subset=str(record.subset),
-                setting=_setting_id(record.config),
-                backbone=backbone.name,
-                arch=backbone.arch,
-                data=backbone.pretraining_data or UNKNOWN_DATA,
-                sha256=backbone.sha256,
-                seed=record.seed,
-                fixture=bool(record.data.get("fixture", False)),
-                ended=str(record.ended or ""),
-            )
-        )
+    found = RunLayout(results).record_files()
+    for path in found:
+        run_dir = path.parent
+        folder = os.fspath(run_dir)
+        entry, stat = cache.get(folder) if cache is not None else (None, None)
+        run = _from_reading(run_dir, entry) if entry is not None else None
+        if run is None:
+            try:
+                entry = _reading(run_dir, read_record(run_dir))
+            except RecordError as err:
+                entry = _reading(run_dir, err)
+            if cache is not None:
+                cache.put(folder, stat, {k: v for k, v in entry.items() if k != "record"})
+            run = _from_reading(run_dir, entry)
+            assert run is not None
+        if isinstance(run, Problem):
+            problems.append(run)
+        else:
+            runs.append(run)
     problems += _unfinished(Path(results))
     return runs, problems, len(found)
+
+
+# what the leaderboard reads from a completed run's record: the fields of Run but its folder
+READING_FIELDS = ("task", "kind", "protocol", "subset", "setting", "backbone", "arch", "data",
+                  "sha256", "seed", "fixture", "ended", "metrics", "primary_metric",
+                  "task_config")  # fmt: skip
+
+
+def _reading(run_dir: Path, record: RunRecord | RecordError) -> dict[str, Any]:
+    """What the leaderboard takes from a record, as JSON values (the record cache's entry);
+    ``"record"`` keeps the object itself for this build (it is not stored)."""
+    problem = _record_problem(run_dir, record)
+    if problem is not None:
+        return {"problem": [problem.what, problem.message, problem.task]}
+    assert isinstance(record, RunRecord)
+    backbone = record.backbone
+    task_config = record.config.get("task")
+    return {
+        "task": record.task, "kind": record.kind, "protocol": record.protocol,
+        "subset": str(record.subset), "setting": _setting_id(record.config),
+        "backbone": backbone.name, "arch": backbone.arch,
+        "data": backbone.pretraining_data or UNKNOWN_DATA, "sha256": backbone.sha256,
+        "seed": record.seed, "fixture": bool(record.data.get("fixture", False)),
+        "ended": str(record.ended or ""), "metrics": record.metrics or {},
+        "primary_metric": str(record.primary_metric),
+        "task_config": task_config if isinstance(task_config, dict) else {},
+        "record": record,
+    }  # fmt: skip
+
+
+def _from_reading(run_dir: Path, entry: Any) -> Run | Problem | None:
+    """The run (or problem) an entry describes; None for an entry of the wrong shape (a
+    damaged cache file: the record is read again)."""
+    try:
+        if "problem" in entry:
+            what, message, task = entry["problem"]
+            return Problem(str(what), run_dir, str(message), str(task))
+        fields = {k: v for k, v in entry.items() if k != "record"}
+        return Run(run_dir=run_dir, loaded=entry.get("record"), **fields)
+    except (TypeError, ValueError, AttributeError):
+        return None
 
 
 def _unfinished(results: Path) -> list[Problem]:
@@ -94,10 +134,9 @@ def _unfinished(results: Path) -> list[Problem]:
 
 def _metric_kinds(runs: Sequence[Run]) -> tuple[str, list[str], list[str]]:
     """Primary metric, scalar metrics (primary first) and per-column metrics, by their values."""
-    first = runs[0].record
-    assert first.primary_metric is not None and first.metrics is not None  # completed runs
+    first = runs[0]
     primary = first.primary_metric
-    task_cfg = first.config.get("task") if isinstance(first.config.get("task"), dict) else {}
+    task_cfg = first.task_config
     listed = (task_cfg.get("metrics") or {}).get("others") or []
     names = [primary, *[m for m in listed if isinstance(m, str) and m != primary]]
     names += [m for m in first.metrics if m not in names]

@@ -63,10 +63,14 @@ class RunScoreLoader:
         self.problems = problems
         self.disk = disk  # the on-disk cache of score arrays (None: --no-cache)
         self._scores: dict[Path, RunScores | None] = {}
+        # the problems reading each run gave (the comparison cache stores them with its entry)
+        self.run_problems: dict[Path, list[Problem]] = {}
 
     def get(self, run: Run) -> RunScores | None:
         if run.run_dir not in self._scores:
+            before = len(self.problems)
             self._scores[run.run_dir] = self._load(run)
+            self.run_problems[run.run_dir] = self.problems[before:]
         return self._scores[run.run_dir]
 
     def prefetch(self, runs: Sequence[Run]) -> None:
@@ -207,6 +211,13 @@ def _paired(
     return paired_bootstrap_batched(mean_a, mean_b, n, **kw)
 
 
+def new_comparison(setting: Setting, a: Row, b: Row, explicit: bool) -> Comparison:
+    """The comparison of ``b`` with ``a`` before any statistics (filled by :func:`compare`, or
+    from the comparison cache)."""
+    subject = b.data if (b.data in COMPARED_DATA and not explicit) else b.label
+    return Comparison(setting, a, b, subject, explicit)
+
+
 def compare(
     setting: Setting,
     a: Row,
@@ -217,8 +228,8 @@ def compare(
     confidence: float,
     rng_seed: int,
 ) -> Comparison:
-    subject = b.data if (b.data in COMPARED_DATA and not explicit) else b.label
-    comp = Comparison(setting, a, b, subject, explicit)
+    comp = new_comparison(setting, a, b, explicit)
+    subject = comp.subject
     alpha = 1.0 - confidence
     runs_a, scores_a = _side(a, setting, cache)
     runs_b, scores_b = _side(b, setting, cache)

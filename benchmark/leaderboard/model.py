@@ -15,7 +15,7 @@ import numpy as np
 
 from benchmark.pretraining import COMPARED_DATA as COMPARED_DATA  # pairs and compare use it
 from benchmark.pretraining import PRETRAINING_DATA
-from benchmark.run_record import RunRecord
+from benchmark.run_record import RunRecord, read_record
 from benchmark.stats import DeltaResult, SeedSummary
 
 DATA_ORDER = {name: i for i, name in enumerate(PRETRAINING_DATA)}  # table order
@@ -33,8 +33,10 @@ class Problem:
 
 @dataclass
 class Run:
+    """One completed run as the leaderboard reads it (from its record, or from the record
+    cache, :mod:`benchmark.leaderboard.cache`)."""
+
     run_dir: Path
-    record: RunRecord
     task: str
     kind: str
     protocol: str
@@ -47,10 +49,18 @@ class Run:
     seed: int
     fixture: bool
     ended: str
+    metrics: dict[str, Any]
+    primary_metric: str
+    task_config: dict[str, Any]  # the record's config["task"] ({} when not a mapping)
+    loaded: RunRecord | None = None  # the full record, when it was read in this build
 
     @property
-    def metrics(self) -> dict[str, Any]:
-        return self.record.metrics or {}
+    def record(self) -> RunRecord:
+        """The full record: kept from collecting, or read on first use for a run that came
+        from the record cache (only a comparison computed again needs it)."""
+        if self.loaded is None:
+            self.loaded = read_record(self.run_dir)
+        return self.loaded
 
 
 @dataclass
@@ -102,8 +112,7 @@ class Setting:
         ran torchvision's detector); None for other kinds."""
         if self.kind != "detection" or not self.rows or not self.rows[0].runs:
             return None
-        task = self.rows[0].runs[0].record["config"].get("task")
-        detection = task.get("detection") if isinstance(task, dict) else None
+        detection = self.rows[0].runs[0].task_config.get("detection")
         engine = detection.get("engine") if isinstance(detection, dict) else None
         return str(engine or "torchvision")
 

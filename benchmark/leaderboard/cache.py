@@ -1,0 +1,338 @@
+"""What a leaderboard build keeps in ``<results>/.cache`` besides the score arrays
+(:mod:`benchmark.score_cache`), so a rebuild over unchanged runs does almost no work.
+
+* ``leaderboard-records.json``: per run folder, what the leaderboard reads from its record (the
+  :class:`~benchmark.leaderboard.model.Run` fields, its metrics and its task config), or the
+  problem the record is (failed, malformed). Keyed by the ``(size, mtime_ns)`` of the run's
+  ``record.json``. Building 10,000 validated :class:`~benchmark.run_record.RunRecord` objects
+  costs about a second whichever way (``model_validate_json`` and ``model_construct`` measured
+  alike), so a cached run holds no record object: :attr:`Run.record` reads it on first use,
+  which only a comparison that is computed again needs.
+* ``leaderboard-comparisons.json``: per comparison, its statistics (every
+  :class:`~benchmark.leaderboard.model.MetricDelta` and :class:`ColumnDeltas`, the notes, and
+  the problems that reading its runs' predictions gave), keyed by a digest of everything they
+  depend on: the options (``n_boot``, ``confidence``, ``rng_seed``), the setting and the two
+  rows, every member run's folder and the ``(size, mtime_ns)`` of its ``record.json`` and
+  ``predictions.npz``, and the source of the code that computes them (:func:`code_digest`).
+  A warm rebuild then opens no predictions and runs no bootstrap.
+
+* ``leaderboard-t-quantiles.json``: the Student-t quantiles of the seed intervals, by scipy's
+  version, so a rebuild does not import ``scipy.special`` for them.
+
+The rules of :mod:`benchmark.score_cache`: JSON only (floats written by ``repr`` read back bit
+for bit, NaN included), written atomically, a missing, corrupt or unwritable file ignored and
+rebuilt (never an error), entries of runs or comparisons not seen in a build dropped when it
+writes, and ``bench leaderboard --no-cache`` uses none of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.layout import PREDICTIONS_FILE, RECORD_FILE
+from benchmark.leaderboard.model import ColumnDeltas, Comparison, MetricDelta, Problem
+from benchmark.score_cache import CACHE_DIR
+from benchmark.stats import DeltaResult, SeedSummary
+
+RECORDS_FILE = "leaderboard-records.json"
+COMPARISONS_FILE = "leaderboard-comparisons.json"
+QUANTILES_FILE = "leaderboard-t-quantiles.json"
+# Bump when what an entry holds changes meaning (the code digest covers the statistics).
+FORMAT = 1
+
+FileStat = tuple[int, int]
+
+
+def file_stat(path: str) -> FileStat | None:
+    """``(size, mtime_ns)`` of a file, None when it is missing (string paths: see stat_key)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def run_prefix(results: Path) -> str:
+    """What the run folders' paths start with (the cache keys are the rest): ``str(Path)`` of
+    ``--results .`` is ``.`` but its runs are ``runs/...``, without ``./``."""
+    text = os.fspath(Path(results))
+    return "" if text == "." else os.path.join(text, "")
+
+
+def code_digest() -> str:
+    """A digest of the source of everything a comparison's numbers come from (the statistics,
+    the per-example scores, the kinds' readers, the comparison itself): any edit there
+    invalidates every cached comparison, so a cache never outlives the code that wrote it."""
+    package = Path(__file__).resolve().parent.parent
+    sources = [package / "stats.py", package / "scores.py", package / "pretraining.py",
+               package / "leaderboard" / "compare.py", package / "leaderboard" / "cache.py",
+               *sorted((package / "analysis").glob("*.py"))]  # fmt: skip
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(path.name.encode() + b"\0")
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"missing")
+    return digest.hexdigest()
+
+
+class _JsonCache:
+    """One JSON file of entries by name: read once, entries kept by :meth:`keep`, written by
+    :meth:`save` only when the kept set differs from what was read."""
+
+    def __init__(self, results: Path, name: str, version: str) -> None:
+        self.path = Path(results) / CACHE_DIR / name
+        self.version = version
+        self._old: dict[str, Any] | None = None
+        self._new: dict[str, Any] = {}
+        self._shared: dict[str, Any] = {}  # values the entries refer to, as read
+        self.hits = 0
+        self.misses = 0
+
+    def _read(self) -> dict[str, Any]:
+        if self._old is None:
+            self._old = {}
+            try:
+                with open(self.path, "rb") as fh:
+                    stored = json.loads(fh.read())
+                if isinstance(stored, dict) and stored.get("format") == self.version \
+                        and isinstance(stored.get("entries"), dict) \
+                        and isinstance(stored.get("shared"), dict):  # fmt: skip
+                    self._old, self._shared = stored["entries"], stored["shared"]
+            except (OSError, ValueError, RecursionError):
+                pass  # missing or corrupt: rebuilt
+        return self._old
+
+    def lookup(self, name: str) -> Any:
+        return self._read().get(name)
+
+    def keep(self, name: str, entry: Any) -> None:
+        self._new[name] = entry
+
+    def save(self, shared: dict[str, Any] | None = None) -> bool:
+        """Write the entries kept in this build (those not kept are dropped) and ``shared``
+        (values entries refer to); returns whether a file was written. A cache that cannot be
+        written is skipped."""
+        old = self._read()
+        if old.keys() == self._new.keys() and all(old[k] is v for k, v in self._new.items()) \
+                and (shared or {}) == self._shared:  # fmt: skip
+            return False
+        try:
+            from benchmark.atomic import atomic_write_text
+
+            text = json.dumps({"format": self.version, "entries": self._new,
+                               "shared": shared or {}}, separators=(",", ":"))  # fmt: skip
+            atomic_write_text(self.path, text)
+        except (OSError, ValueError):
+            return False
+        self._old = dict(self._new)
+        self._shared = dict(shared or {})
+        return True
+
+
+class RecordCache(_JsonCache):
+    """The leaderboard's reading of each record (see the module docstring): entries are what
+    :func:`benchmark.leaderboard.collect.collect` makes of a record, a dict of JSON values,
+    stored as a list in the order of ``fields`` (the names once per file, not once per run)
+    with each distinct task config stored once (every run of a task shares it, and a resolved
+    task is most of a reading)."""
+
+    def __init__(self, results: Path, fields: Iterable[str]) -> None:
+        self.fields = list(fields)
+        super().__init__(results, RECORDS_FILE, json.dumps([FORMAT, self.fields]))
+        self._prefix = run_prefix(results)
+        self._config_ids: dict[str, str] = {}  # canonical JSON -> digest, this build
+        self._configs: dict[str, Any] = {}  # digest -> task config, put in this build
+
+    def rel(self, run_dir: str) -> str | None:
+        return run_dir[len(self._prefix):] if run_dir.startswith(self._prefix) else None
+
+    def get(self, run_dir: str) -> tuple[dict[str, Any] | None, FileStat | None]:
+        """The cached reading of a run folder (None when absent or stale) and its record's
+        current stat, to pass to :meth:`put` (taken before the record is read)."""
+        stat = file_stat(os.path.join(run_dir, RECORD_FILE))
+        rel = self.rel(run_dir)
+        entry = self.lookup(rel) if rel is not None else None
+        if stat is None or not isinstance(entry, list) or len(entry) != 2 \
+                or entry[0] != list(stat):  # fmt: skip
+            self.misses += 1
+            return None, stat
+        value = entry[1]
+        if isinstance(value, list) and len(value) == len(self.fields):
+            reading = dict(zip(self.fields, value, strict=True))
+            config = self._shared.get(reading.get("task_config"))  # type: ignore[arg-type]
+            if not isinstance(config, dict):
+                self.misses += 1
+                return None, stat
+            reading["task_config"] = config
+        elif isinstance(value, dict):
+            reading = value  # a problem
+        else:
+            self.misses += 1
+            return None, stat
+        self.keep(rel, entry)  # type: ignore[arg-type]
+        self.hits += 1
+        return reading, stat
+
+    def put(self, run_dir: str, stat: FileStat | None, reading: dict[str, Any]) -> None:
+        rel = self.rel(run_dir)
+        if rel is None or stat is None:
+            return
+        if "problem" in reading:
+            self.keep(rel, [list(stat), {"problem": reading["problem"]}])
+            return
+        config = reading["task_config"]
+        text = json.dumps(config, sort_keys=True, default=str)
+        digest = self._config_ids.get(text)
+        if digest is None:
+            digest = self._config_ids[text] = hashlib.sha256(text.encode()).hexdigest()[:16]
+            self._configs[digest] = json.loads(text)
+        values = [digest if name == "task_config" else reading[name] for name in self.fields]
+        self.keep(rel, [list(stat), values])
+
+    def save(self) -> bool:  # type: ignore[override]
+        """Write the kept readings with the task configs they refer to."""
+        where = self.fields.index("task_config")
+        shared = {**self._shared, **self._configs}
+        used = {e[1][where] for e in self._new.values() if isinstance(e[1], list)}
+        return super().save({k: v for k, v in shared.items() if k in used})
+
+
+class QuantileCache(_JsonCache):
+    """The Student-t quantiles of the seed intervals (:func:`benchmark.stats.t_quantiles`), so a
+    rebuild does not import ``scipy.special`` (a quarter of a second) to compute the same few
+    again; keyed by the installed scipy's version, whose ``stdtrit`` gave them."""
+
+    def __init__(self, results: Path) -> None:
+        import scipy
+
+        super().__init__(results, QUANTILES_FILE, f"{FORMAT}-scipy-{scipy.__version__}")
+
+    def values(self) -> list[tuple[float, float, float]]:
+        out = []
+        for entry in self._read().values():
+            if isinstance(entry, list) and len(entry) == 3 \
+                    and all(isinstance(v, float) for v in entry):  # fmt: skip
+                out.append((entry[0], entry[1], entry[2]))
+        return out
+
+    def update(self, values: Iterable[tuple[float, float, float]]) -> None:
+        old = self._read()
+        for q, df, value in values:
+            name = f"{q!r} {df!r}"
+            entry = old.get(name)
+            self.keep(name, entry if entry == [q, df, value] else [q, df, value])
+
+
+class ComparisonCache(_JsonCache):
+    """Each comparison's statistics by the digest of its inputs (see the module docstring)."""
+
+    def __init__(self, results: Path, n_boot: int, confidence: float, rng_seed: int) -> None:
+        super().__init__(results, COMPARISONS_FILE, f"{FORMAT}-{code_digest()}")
+        self.results = Path(results)
+        self._prefix = run_prefix(results)
+        self._options = [n_boot, confidence, rng_seed]
+
+    def _rel(self, path: Path) -> str:
+        text = os.fspath(path)
+        return text[len(self._prefix):] if text.startswith(self._prefix) else text
+
+    def _path(self, text: str) -> Path:
+        return Path(text) if os.path.isabs(text) else self.results / text
+
+    def key(self, comp: Comparison) -> str:
+        """The digest of every input of ``comp``'s statistics (the rows' runs as they are on
+        disk now)."""
+        setting = comp.setting
+        rows = []
+        for row in (comp.a, comp.b):
+            runs = []
+            for run in row.runs:
+                folder = os.fspath(run.run_dir)
+                runs.append([self._rel(run.run_dir), run.seed,
+                             file_stat(os.path.join(folder, RECORD_FILE)),
+                             file_stat(os.path.join(folder, PREDICTIONS_FILE))])  # fmt: skip
+            rows.append([row.name, row.label, row.data, row.sha256, runs])
+        where = [setting.task, setting.kind, setting.protocol, setting.subset, setting.setting,
+                 setting.primary, setting.scalar_metrics, setting.column_metrics]  # fmt: skip
+        inputs = [self._options, comp.subject, comp.explicit, where, rows]
+        text = json.dumps(inputs, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def restore(self, key: str, comp: Comparison) -> list[Problem] | None:
+        """Fill ``comp`` from the cache and return the problems stored with it; None (and
+        ``comp`` untouched) on a miss or an entry that does not read back."""
+        entry = self.lookup(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        try:
+            metrics = [MetricDelta(str(m), float(ma), float(mb), _delta(p), _seeds(s), str(v))
+                       for m, ma, mb, p, s, v in entry["metrics"]]  # fmt: skip
+            columns = [ColumnDeltas(str(m), [str(c) for c in cols], [_delta(r) for r in res],
+                                    np.asarray(holm, np.float64), untested=int(untested))
+                       for m, cols, res, holm, untested in entry["columns"]]  # fmt: skip
+            notes = [str(n) for n in entry["notes"]]
+            n_examples = None if entry["n_examples"] is None else int(entry["n_examples"])
+            seeds_paired = (int(entry["seeds_paired"][0]), int(entry["seeds_paired"][1]))
+            problems = [Problem(str(w), self._path(p), str(m), str(t))
+                        for w, p, m, t in entry["problems"]]  # fmt: skip
+        except (KeyError, TypeError, ValueError, IndexError):
+            self.misses += 1
+            return None
+        if any(r is None for c in columns for r in c.results):
+            self.misses += 1
+            return None
+        comp.metrics, comp.columns, comp.notes = metrics, columns, notes
+        comp.n_examples, comp.seeds_paired = n_examples, seeds_paired
+        self.keep(key, entry)
+        self.hits += 1
+        return problems
+
+    def put(self, key: str, comp: Comparison, problems: Iterable[Problem]) -> None:
+        self.keep(key, {
+            "metrics": [[m.metric, m.mean_a, m.mean_b, _delta_json(m.paired),
+                         _seeds_json(m.seeds), m.verdict] for m in comp.metrics],
+            "columns": [[c.metric, c.columns, [_delta_json(r) for r in c.results],
+                         [float(p) for p in c.p_holm], c.untested] for c in comp.columns],
+            "notes": comp.notes,
+            "n_examples": comp.n_examples,
+            "seeds_paired": list(comp.seeds_paired),
+            "problems": [[p.what, self._rel(p.path), p.message, p.task] for p in problems],
+        })  # fmt: skip
+
+
+def _delta_json(result: DeltaResult | None) -> list[Any] | None:
+    if result is None:
+        return None
+    return [float(result.delta), float(result.low), float(result.high), float(result.p_value),
+            int(result.n_boot), int(result.n_examples), float(result.confidence)]
+
+
+def _delta(value: Any) -> DeltaResult | None:
+    if value is None:
+        return None
+    delta, low, high, p, n_boot, n, confidence = value
+    return DeltaResult(float(delta), float(low), float(high), float(p), int(n_boot), int(n),
+                       float(confidence))  # fmt: skip
+
+
+def _seeds_json(summary: SeedSummary | None) -> list[Any] | None:
+    if summary is None:
+        return None
+    return [float(summary.mean), float(summary.low), float(summary.high), int(summary.n)]
+
+
+def _seeds(value: Any) -> SeedSummary | None:
+    if value is None:
+        return None
+    mean, low, high, n = value
+    return SeedSummary(float(mean), float(low), float(high), int(n))
