@@ -51,9 +51,9 @@ class ToyScale:
     through the same code."""
 
     categories: int = 10
-    train_per_class: int = 32
-    val_per_class: int = 12
-    image_size: int = 80
+    train_per_class: int = 24
+    val_per_class: int = 10
+    image_size: int = 56
     seed: int = 0
 
 
