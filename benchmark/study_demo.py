@@ -254,14 +254,15 @@ def run_study(workdir: Path, scale: StudyScale = StudyScale(), echo: Echo = prin
                       f"({', '.join(scale.tasks)}; tiny fixtures, {scale.transfer_steps} "
                       f"steps each)")
 
-        written, markdown = _leaderboard(workdir, eval_runs, face_categories, scale)
+        written, markdown = _leaderboard(workdir, eval_runs, toy.categories, face_categories,
+                                         scale)
         stages.finish("leaderboard", f"bench leaderboard -> {written['html'].parent}")
     return StudyOutcome(workdir, toy, blurred, dict(BACKBONES), registry, eval_runs,
                         transfer_runs, written, markdown, stages.seconds)
 
 
-def _leaderboard(workdir: Path, eval_runs: dict[str, Path], face_categories: list[str],
-                 scale: StudyScale) -> tuple[dict[str, Path], str]:  # fmt: skip
+def _leaderboard(workdir: Path, eval_runs: dict[str, Path], categories: list[str],
+                 face_categories: list[str], scale: StudyScale) -> tuple[dict[str, Path], str]:
     """``bench leaderboard`` over the study's results, and ``bench imagenet-compare`` of the two
     evaluations beside it (with the toy set's two supercategories)."""
     from benchmark import leaderboard
@@ -270,18 +271,12 @@ def _leaderboard(workdir: Path, eval_runs: dict[str, Path], face_categories: lis
     board = leaderboard.build(workdir / "results", n_boot=scale.n_boot)
     out = workdir / "leaderboard"
     written = leaderboard.write(board, out)
-    names = read_categories(eval_runs["original"])
-    groups = {n: "object on a face" if n in face_categories else "object alone" for n in names}
+    groups = {n: "object on a face" if n in face_categories else "object alone"
+              for n in categories}
     comparison = compare_runs(eval_runs["original"], eval_runs["blurred"], groups)
     markdown = render_markdown(comparison)
     written["imagenet"] = atomic_write_text(out / IMAGENET_FILE, markdown + "\n")
     return written, markdown
-
-
-def read_categories(run_dir: Path) -> list[str]:
-    from benchmark.run_record import read_record
-
-    return list(read_record(run_dir).class_names or [])
 
 
 def summary_lines(outcome: StudyOutcome, scale: StudyScale = StudyScale()) -> list[str]:

@@ -102,7 +102,7 @@ class Setting:
         ran torchvision's detector); None for other kinds."""
         if self.kind != "detection" or not self.rows or not self.rows[0].runs:
             return None
-        task = self.rows[0].runs[0].record["config"].get("task")
+        task = self.rows[0].runs[0].record.config.get("task")
         detection = task.get("detection") if isinstance(task, dict) else None
         engine = detection.get("engine") if isinstance(detection, dict) else None
         return str(engine or "torchvision")
