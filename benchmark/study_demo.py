@@ -7,18 +7,21 @@ user would run, called through its Python API: the drawn image set of
 (:func:`benchmark.obfuscation.obfuscate_dataset`), ``bench pretrain``
 (:func:`benchmark.pretrain.pretrain`), ``bench run --task imagenet``
 (:func:`benchmark.evaluate.execute_eval`), ``bench data fixture`` and ``bench sweep``
-(:mod:`benchmark.sweep`), ``bench leaderboard`` (:func:`benchmark.leaderboard.build`) and
-``bench imagenet-compare``. Its size is a :class:`StudyScale`; the test runs a smaller one
-through the same function.
+(:mod:`benchmark.sweep`) and ``bench leaderboard --supercategories``
+(:func:`benchmark.leaderboard.build`, whose ImageNet per-category section pairs the
+evaluations). Its size is a :class:`StudyScale`; the test runs a smaller one through the same
+function.
 
 A rerun reuses what is finished: the drawn set, blurred files, pretrained backbones (same data,
-recipe and weights) and transfer runs (their run keys) are "already done"; the two evaluations
-(seconds) run again and replace their records, as ``bench run --task imagenet`` does.
+recipe and weights) and transfer runs (their run keys) are "already done"; the three
+evaluations (seconds) run again and replace their records, as ``bench run --task imagenet``
+does.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -34,15 +37,16 @@ from benchmark.errors import BenchError
 
 ARCH = "resnet18"
 BACKBONES = {"original": "study_original_r18", "blurred": "study_blurred_r18"}
-IMAGENET_FILE = "imagenet_per_category.md"  # beside leaderboard.md
+SUPERCATEGORIES_FILE = "supercategories.json"  # category -> "object on a face" / "object alone"
 TOY_WARNING = (
     "TOY DATA: every number below comes from procedurally drawn images (a few hundred, "
-    "{size} px), a ResNet-18 pretrained for {epochs} epochs on them and transfer runs of "
-    "{steps} steps on tiny synthetic fixtures. It shows that the pipeline runs from faces to "
+    "{size} px), a ResNet-18 pretrained for {epochs} epochs on them and transfer runs of a "
+    "few steps on tiny synthetic fixtures. It shows that the pipeline runs from faces to "
     "leaderboard; it says nothing about face blurring."
 )
 
 Echo = Callable[[str], None]
+SECTION_LINES = 24  # of the ImageNet section, printed at the end
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class StudyScale:
     lr: float = 0.05
     tasks: tuple[str, ...] = ("cifar10", "celeba", "sun397", "voc")  # the paper's four
     transfer_steps: int = 10
+    # a Faster R-CNN step costs ~10 classification steps on a CPU (measured): fewer of them
+    detection_steps: int = 2
     n_boot: int = 1000
 
 
@@ -69,10 +75,11 @@ class StudyOutcome:
     blurred: Path  # the blurred copy of the toy set (ImageNet layout)
     backbones: dict[str, str]  # pretraining data -> registered backbone name
     registry: Path  # the user registry file the demo registered them in
-    eval_runs: dict[str, Path]  # pretraining data -> run folder of the ImageNet-task evaluation
+    # "<pretraining data> on <images>" -> run folder of the ImageNet-task evaluation
+    eval_runs: dict[str, Path]
     transfer_runs: list[Path]
-    leaderboard: dict[str, Path]  # what `bench leaderboard` wrote, plus "imagenet"
-    imagenet_markdown: str
+    leaderboard: dict[str, Path]  # what `bench leaderboard` wrote
+    imagenet_section: str  # the leaderboard's "ImageNet per-category comparison" (markdown)
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -172,12 +179,14 @@ def _pretrain_line(record: dict[str, Any], how: str) -> str:
             f"images): {how}{loss}, val top-1 {metrics.get('val_top1', float('nan')):.3f}")
 
 
-def _evaluate(backbone: str, workdir: Path, toy: ToySet, scale: StudyScale) -> tuple[Path, dict]:
-    """``bench run --task imagenet`` on the original val images, with the face annotations."""
+def _evaluate(backbone: str, images: Path, workdir: Path, toy: ToySet,
+              scale: StudyScale) -> tuple[Path, dict]:  # fmt: skip
+    """``bench run --task imagenet`` on the val images of ``images`` (the toy set or its
+    blurred copy), with the face annotations."""
     from benchmark.evaluate import execute_eval
 
     run_dir, record, _ = execute_eval(_cpu_request(
-        task="imagenet", backbone=backbone, data_root=toy.root.parent,
+        task="imagenet", backbone=backbone, data_root=images.parent,
         results=workdir / "results",
         overrides={"data.args.folder": toy.root.name, "data.args.annotations": str(toy.annotations),
                    "num_classes": len(toy.categories), "train.batch_size": 64,
@@ -194,15 +203,18 @@ def _transfer(workdir: Path, data_root: Path, scale: StudyScale, echo: Echo) -> 
     from benchmark.sweep import build_spec, plan_sweep
     from benchmark.tasks import get_task
 
-    for name in scale.tasks:
-        write_task_fixture(get_task(name), data_root)
-    template = _cpu_request(task="", backbone="", subset="tiny", max_steps=scale.transfer_steps,
-                            data_root=data_root, results=workdir / "results")  # fmt: skip
-    cli = {f.name: getattr(template, f.name) for f in dataclasses.fields(template)
-           if f.name not in ("task", "backbone")}  # fmt: skip
-    cli.update(backbones=[BACKBONES["original"], BACKBONES["blurred"]], tasks=list(scale.tasks),
-               seeds="0")  # fmt: skip
-    items = plan_sweep(build_spec(None, cli))
+    items = []
+    for name in scale.tasks:  # one sweep per task: detection takes fewer steps
+        task = get_task(name)
+        write_task_fixture(task, data_root)
+        steps = scale.detection_steps if task.kind == "detection" else scale.transfer_steps
+        template = _cpu_request(task="", backbone="", subset="tiny", max_steps=steps,
+                                data_root=data_root, results=workdir / "results")  # fmt: skip
+        cli = {f.name: getattr(template, f.name) for f in dataclasses.fields(template)
+               if f.name not in ("task", "backbone")}  # fmt: skip
+        cli.update(backbones=[BACKBONES["original"], BACKBONES["blurred"]], tasks=[name],
+                   seeds="0")  # fmt: skip
+        items += plan_sweep(build_spec(None, cli))
     result = LocalLauncher(echo=lambda line: echo(f"      {line}")).run(items)
     if result.failed:
         item, why = result.failed[0]
@@ -242,41 +254,48 @@ def run_study(workdir: Path, scale: StudyScale = StudyScale(), echo: Echo = prin
         stages.finish("pretrain original", _pretrain(toy.root, "original", workdir, scale))
         stages.finish("pretrain blurred", _pretrain(blurred, "blurred", workdir, scale))
 
+        # both on the original val images (the section's same-images pair), and the blurred
+        # one on the blurred copy too (the paper's Table 4: each on its own kind of images)
         eval_runs, tops = {}, []
-        for data in ("original", "blurred"):
-            eval_runs[data], record = _evaluate(BACKBONES[data], workdir, toy, scale)
-            tops.append(f"{BACKBONES[data]} {record['metrics']['top1']:.3f}")
-        stages.finish("evaluate", "bench run --task imagenet (per category, original val "
-                      f"images, faces annotated): top-1 {', '.join(tops)}")
+        for data, images in (("original", toy.root), ("blurred", toy.root),
+                             ("blurred", blurred)):  # fmt: skip
+            seen = "original" if images == toy.root else "blurred"
+            run_dir, record = _evaluate(BACKBONES[data], images, workdir, toy, scale)
+            eval_runs[f"{data} on {seen}"] = run_dir
+            tops.append(f"{BACKBONES[data]} on {seen} images {record['metrics']['top1']:.3f}")
+        stages.finish("evaluate", "bench run --task imagenet (per category, faces annotated): "
+                      f"top-1 {', '.join(tops)}")
 
         transfer_runs = _transfer(workdir, workdir / "data", scale, echo)
         stages.finish("transfer", f"bench sweep: {len(transfer_runs)} transfer runs "
                       f"({', '.join(scale.tasks)}; tiny fixtures, {scale.transfer_steps} "
-                      f"steps each)")
+                      f"steps, {scale.detection_steps} for detection)")
 
-        written, markdown = _leaderboard(workdir, eval_runs, toy.categories, face_categories,
-                                         scale)
+        written, section = _leaderboard(workdir, toy.categories, face_categories, scale)
         stages.finish("leaderboard", f"bench leaderboard -> {written['html'].parent}")
     return StudyOutcome(workdir, toy, blurred, dict(BACKBONES), registry, eval_runs,
-                        transfer_runs, written, markdown, stages.seconds)
+                        transfer_runs, written, section, stages.seconds)
 
 
-def _leaderboard(workdir: Path, eval_runs: dict[str, Path], categories: list[str],
-                 face_categories: list[str], scale: StudyScale) -> tuple[dict[str, Path], str]:
-    """``bench leaderboard`` over the study's results, and ``bench imagenet-compare`` of the two
-    evaluations beside it (with the toy set's two supercategories)."""
+def _leaderboard(workdir: Path, categories: list[str], face_categories: list[str],
+                 scale: StudyScale) -> tuple[dict[str, Path], str]:  # fmt: skip
+    """``bench leaderboard --supercategories`` over the study's results (the toy set's two
+    supercategories); the page's ImageNet per-category section, as markdown."""
     from benchmark import leaderboard
-    from benchmark.leaderboard.imagenet import compare_runs, render_markdown
+    from benchmark.leaderboard.imagenet import SECTION_TITLE
 
-    board = leaderboard.build(workdir / "results", n_boot=scale.n_boot)
-    out = workdir / "leaderboard"
-    written = leaderboard.write(board, out)
     groups = {n: "object on a face" if n in face_categories else "object alone"
-              for n in categories}
-    comparison = compare_runs(eval_runs["original"], eval_runs["blurred"], groups)
-    markdown = render_markdown(comparison)
-    written["imagenet"] = atomic_write_text(out / IMAGENET_FILE, markdown + "\n")
-    return written, markdown
+              for n in categories}  # fmt: skip
+    mapping = atomic_write_text(workdir / SUPERCATEGORIES_FILE, json.dumps(groups, indent=1))
+    board = leaderboard.build(workdir / "results", n_boot=scale.n_boot, supercategories=mapping)
+    written = leaderboard.write(board, workdir / "leaderboard")
+    markdown = written["markdown"].read_text()
+    start = markdown.find(f"## {SECTION_TITLE}")
+    if start < 0:
+        raise BenchError(f"{written['markdown']} has no section {SECTION_TITLE!r}: the "
+                         f"evaluations were not paired.")  # fmt: skip
+    end = markdown.find("\n## ", start + 1)
+    return written, markdown[start:] if end < 0 else markdown[start:end]
 
 
 def summary_lines(outcome: StudyOutcome, scale: StudyScale = StudyScale()) -> list[str]:
@@ -286,11 +305,11 @@ def summary_lines(outcome: StudyOutcome, scale: StudyScale = StudyScale()) -> li
         f"backbones: {', '.join(outcome.backbones.values())}, registered in {outcome.registry} "
         f"(BENCH_USER_BACKBONES_FILE={outcome.registry} bench list backbones 'study_*')",
         "",
-        *outcome.imagenet_markdown.splitlines()[:12],
+        *outcome.imagenet_section.strip().splitlines()[:SECTION_LINES],
+        "   ... (the whole section, and the transfer comparisons, in the leaderboard)",
         "",
         f"leaderboard: {outcome.leaderboard['html']}",
         f"             {outcome.leaderboard['markdown']}",
-        f"ImageNet per category: {outcome.leaderboard['imagenet']}",
         TOY_WARNING.format(size=scale.toy.image_size, epochs=scale.epochs,
                            steps=scale.transfer_steps),
     ]  # fmt: skip

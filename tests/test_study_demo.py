@@ -4,6 +4,7 @@ from drawn faces to the leaderboard, then read back like a user would read its f
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from benchmark.obfuscation import read_annotations
 from benchmark.study_demo import BACKBONES, StudyScale, run_study, summary_lines
 
 SMALL = StudyScale(
-    toy=ToyScale(categories=4, train_per_class=6, val_per_class=4, image_size=40),
+    toy=ToyScale(categories=4, train_per_class=6, val_per_class=4, image_size=64),
     image_size=32, epochs=1, batch_size=8, tasks=("cifar10", "celeba"), transfer_steps=2,
     n_boot=200,
 )  # fmt: skip
@@ -36,9 +37,31 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     return outcome, lines
 
 
-def _pixels(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
+def _pixels(source: Path | io.BytesIO) -> np.ndarray:
+    with Image.open(source) as image:
         return np.asarray(image.convert("RGB"), dtype=np.float64)
+
+
+def _reencoded(path: Path) -> np.ndarray:
+    """The original as `bench blur` writes a pixel it leaves alone: decoded, re-encoded as a
+    JPEG at quality 75 (the paper's), decoded."""
+    buffer = io.BytesIO()
+    with Image.open(path) as image:
+        image.convert("RGB").save(buffer, format="JPEG", quality=75)
+    return _pixels(buffer)
+
+
+def _grown_to_jpeg_blocks(mask: np.ndarray, cell: int = 16) -> np.ndarray:
+    """Every 16 x 16 JPEG block (4:2:0 MCU) that ``mask`` touches, and its neighbours: a block
+    is encoded on its own, but chroma upsampling reads across the block's edge."""
+    rows, cols = -(-mask.shape[0] // cell), -(-mask.shape[1] // cell)
+    touched = np.zeros((rows + 2, cols + 2), dtype=bool)
+    for r in range(rows):
+        for c in range(cols):
+            if mask[r * cell:(r + 1) * cell, c * cell:(c + 1) * cell].any():
+                touched[r:r + 3, c:c + 3] = True
+    grown = np.repeat(np.repeat(touched[1:-1, 1:-1], cell, 0), cell, 1)
+    return grown[: mask.shape[0], : mask.shape[1]]
 
 
 def test_blurred_copy_differs_inside_faces_only(study: tuple) -> None:
@@ -47,18 +70,21 @@ def test_blurred_copy_differs_inside_faces_only(study: tuple) -> None:
     assert len(table) == outcome.toy.images == 4 * (6 + 4)
     with_faces = {url: boxes for url, boxes in table.items() if boxes}
     assert 0 < len(with_faces) < len(table)
+    far_pixels = 0
     for url, boxes in with_faces.items():
-        original, blurred = _pixels(outcome.toy.root / url), _pixels(outcome.blurred / url)
-        near = np.zeros(original.shape[:2], dtype=bool)
+        reference, blurred = _reencoded(outcome.toy.root / url), _pixels(outcome.blurred / url)
+        diff = np.abs(reference - blurred)
+        near = np.zeros(diff.shape[:2], dtype=bool)
         for b in boxes:
             margin = 0.1 * b.size + 4 * 0.1 * b.size + 2  # enlargement + blur reach
             near[max(0, int(b.y0 - margin)):int(b.y1 + margin) + 1,
                  max(0, int(b.x0 - margin)):int(b.x1 + margin) + 1] = True  # fmt: skip
-            inside = np.abs(original - blurred)[int(b.y0):int(b.y1), int(b.x0):int(b.x1)]
+            inside = diff[int(b.y0):int(b.y1), int(b.x0):int(b.x1)]
             assert inside.mean() > 3.0, url  # the face's eyes, mouth and edges are smoothed
-        far = np.abs(original - blurred)[~near]
-        if far.size:  # only JPEG re-encoding (quality 75) out there, not the blur
-            assert far.mean() < 0.5 * np.abs(original - blurred)[near].mean(), url
+        far = diff[~_grown_to_jpeg_blocks(near)]
+        far_pixels += far.size // 3
+        assert far.size == 0 or far.max() == 0, url  # untouched blocks: only the re-encoding
+    assert far_pixels > 1000  # the check above saw enough of the images
     for url in set(table) - set(with_faces):  # faceless images are copied byte for byte
         assert (outcome.blurred / url).read_bytes() == (outcome.toy.root / url).read_bytes()
 
@@ -82,10 +108,15 @@ def test_both_backbones_registered_with_their_pretraining_data(study: tuple) -> 
 def test_per_category_evaluations_with_faces(study: tuple) -> None:
     outcome, _ = study
     expected = sorted(c.name for c in CATEGORIES[:4])
-    for data, run_dir in outcome.eval_runs.items():
+    assert sorted(outcome.eval_runs) == ["blurred on blurred", "blurred on original",
+                                         "original on original"]  # fmt: skip
+    for label, run_dir in outcome.eval_runs.items():
+        data, _, images = label.split()
         record = read_json(run_dir / "record.json")
         assert record["protocol"] == "eval" and record["backbone"]["name"] == BACKBONES[data]
         assert record["backbone"]["pretraining_data"] == data
+        folder = outcome.toy.root if images == "original" else outcome.blurred
+        assert record["data"]["test"]["folder"] == str(folder)
         per = record["metrics"]["per_category"]
         assert sorted(per) == expected == record["class_names"]
         assert all(row["images"] == 4 for row in per.values())
@@ -102,16 +133,18 @@ def test_transfer_runs_and_leaderboard_pair_the_two_backbones(study: tuple) -> N
         assert record["status"] == "completed" and record["task"] in SMALL.tasks
         assert record["backbone"]["name"] in BACKBONES.values()
         assert record["training"]["steps"] == 2
-    for what in ("html", "markdown", "csv", "imagenet"):
+    for what in ("html", "markdown", "csv", "imagenet csv"):
         assert outcome.leaderboard[what].is_file()
     with outcome.leaderboard["csv"].open() as fh:
         rows = [r for r in csv.DictReader(fh) if r["section"] == "comparison"]
     compared = {(r["task"], r["backbone"], r["compared_with"]) for r in rows}
     assert compared == {(task, BACKBONES["blurred"], BACKBONES["original"])
                         for task in (*SMALL.tasks, "imagenet")}  # fmt: skip
-    markdown = outcome.leaderboard["imagenet"].read_text()
-    assert markdown.startswith("## ImageNet per category: study_original_r18 (original)")
-    assert "| object on a face | 2 |" in markdown and "| object alone | 2 |" in markdown
+    section = outcome.imagenet_section
+    assert section.startswith("## ImageNet per-category comparison")
+    assert section in outcome.leaderboard["markdown"].read_text()
+    assert "blurred on blur images" in section  # the paper's Table 4 pairing as well
+    assert "| object on a face | 2 |" in section and "| object alone | 2 |" in section
 
 
 def test_progress_lines_and_the_toy_data_warning(study: tuple) -> None:
@@ -138,7 +171,7 @@ def test_rerun_is_already_done(study: tuple) -> None:
     text = "\n".join(lines)
     assert "toy image set" in text and "(already done)" in text
     assert "0 obfuscated, 0 copied unchanged, 43 already done" in text  # bench blur: 40 images
-    assert text.count("already done, val top-1") == 2  # both pretrainings
+    assert text.count("images): already done, train loss") == 2  # both pretrainings
     assert not any(line.strip().endswith(": running") for line in lines)  # no transfer run again
     assert again.transfer_runs == outcome.transfer_runs
     for name, data in weights.items():
