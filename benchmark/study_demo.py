@@ -46,7 +46,7 @@ TOY_WARNING = (
 )
 
 Echo = Callable[[str], None]
-SECTION_LINES = 24  # of the ImageNet section, printed at the end
+TOP_DROPS = 5  # rows of the ImageNet section's largest-drops table printed at the end
 
 
 @dataclass(frozen=True)
@@ -298,6 +298,14 @@ def _leaderboard(workdir: Path, categories: list[str], face_categories: list[str
     return written, markdown[start:] if end < 0 else markdown[start:end]
 
 
+def _section_top(section: str) -> list[str]:
+    """The section's first pair down to its first few largest drops."""
+    lines = section.strip().splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith("Largest top-1 drops")),
+              len(lines))  # fmt: skip
+    return lines[: at + 4 + TOP_DROPS]  # the heading line, a blank, the table's two head lines
+
+
 def summary_lines(outcome: StudyOutcome, scale: StudyScale = StudyScale()) -> list[str]:
     """What the demo prints at the end: where everything is, the comparison's top lines, and
     the toy-data warning again (it is what a reader must not miss)."""
@@ -305,7 +313,7 @@ def summary_lines(outcome: StudyOutcome, scale: StudyScale = StudyScale()) -> li
         f"backbones: {', '.join(outcome.backbones.values())}, registered in {outcome.registry} "
         f"(BENCH_USER_BACKBONES_FILE={outcome.registry} bench list backbones 'study_*')",
         "",
-        *outcome.imagenet_section.strip().splitlines()[:SECTION_LINES],
+        *_section_top(outcome.imagenet_section),
         "   ... (the whole section, and the transfer comparisons, in the leaderboard)",
         "",
         f"leaderboard: {outcome.leaderboard['html']}",
