@@ -171,9 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     inet.add_argument("--top", type=int, default=10, help="largest drops listed")
     inet.add_argument("--confidence", type=float, default=0.95, help="level of the intervals")
 
-    demo = sub.add_parser("demo", help="offline demo: fixture data + untrained demo checkpoint")
-    demo.add_argument("--workdir", type=Path, default=Path("demo"),
-                      help="folder for the fixture data and the checkpoint, under the current one")
+    demo = sub.add_parser("demo", help="offline demo: fixture data + untrained demo checkpoint "
+                          "(--study: the whole study on toy data, faces to leaderboard)")
+    demo.add_argument("--study", action="store_true",
+                      help="the paper's whole study on drawn toy images, in a few minutes on a "
+                      "CPU: faces -> bench blur -> bench pretrain on original and blurred -> "
+                      "per-category evaluation -> transfer to the four tasks' fixtures -> "
+                      "leaderboard")
+    demo.add_argument("--workdir", type=Path, default=None,
+                      help="folder for the data, checkpoints and results (default: demo, or "
+                      "demo-study with --study)")
     demo.add_argument("--results", type=Path, default=None,
                       help="where the run record goes (default: <workdir>/results)")
     from benchmark.obfuscation.cli import add_parsers as add_obfuscation_parsers
@@ -195,7 +202,7 @@ EXAMPLES: dict[str, str] = {
                    "bench checkpoints fetch blurred_r50 'original_*'",
     "sweep": "bench sweep --backbones original_r50,blurred_r50 --tasks all --seeds 0-2 --dry-run",
     "leaderboard": "bench leaderboard --results results --out results/leaderboard",
-    "demo": "bench demo --workdir /tmp/blurbench-demo",
+    "demo": "bench demo --workdir /tmp/blurbench-demo\nbench demo --study --workdir /tmp/study",
     "cache": "bench cache list\nbench cache clear --task cifar10\nbench cache clear --all",
     "imagenet-compare": "bench imagenet-compare results/runs/imagenet/eval/original_r18/seed0-* "
                         "results/runs/imagenet/eval/blurred_r18/seed0-*",
@@ -402,23 +409,28 @@ def cmd_checkpoints(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from benchmark.data import get_adapter
+    from benchmark.data import write_task_fixture
     from benchmark.tasks import get_task
 
     task = get_task(args.task, args.tasks_dirs)
-    adapter = get_adapter(task.data.adapter)
-    if hasattr(adapter, "write_task_fixture"):  # generic adapters: generated from the YAML
-        where = adapter.write_task_fixture(task, args.root)
-    else:
-        where = adapter.write_fixture(args.root)
+    where = write_task_fixture(task, args.root)
     print(f"wrote a {task.name} fixture (tiny, synthetic, real on-disk format) to {where}")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.study:
+        from benchmark.study_demo import run_study, summary_lines
+
+        if args.results is not None:
+            raise BenchError("--results is for the plain demo; --study keeps its results in "
+                             "--workdir (WORKDIR/results).")
+        for line in summary_lines(run_study(args.workdir or Path("demo-study"))):
+            print(line)
+        return 0
     from benchmark.demo import run_demo
 
-    outcome = run_demo(args.workdir, args.results)
+    outcome = run_demo(args.workdir or Path("demo"), args.results)
     for line in demo_summary(outcome.record, outcome.run_dir / "record.json"):
         print(line)
     return 0

@@ -230,12 +230,58 @@ def _check_request(req: PretrainRequest) -> PretrainRecipe:
     if (folder / RECORD_FILE).is_file() and not req.force:
         raise BenchError(f"{folder} already holds a pretrained backbone (pass --force to "
                          f"replace it).")  # fmt: skip
+    return resolve_recipe(req)
+
+
+def resolve_recipe(req: PretrainRequest) -> PretrainRecipe:
+    """The paper's recipe for the architecture with the request's ``--set`` overrides and
+    ``--image-size`` applied: what the run trains with and its record keeps."""
     recipe = apply_recipe_overrides(default_recipe(req.arch), req.overrides)
     if req.image_size is not None:  # toy data: both sizes scaled, the paper's 224/256 ratio
         recipe = apply_recipe_overrides(recipe, {
             "input.image_size": req.image_size, "input.resize_size": round(req.image_size / 0.875),
         })  # fmt: skip
     return recipe
+
+
+def already_pretrained(req: PretrainRequest) -> dict[str, Any] | None:
+    """The record of a finished pretraining that this request would repeat, or None.
+
+    Repeated means: the same architecture, pretraining data, seed, resolved recipe and step or
+    epoch limit, on data with the same identity, and still registered (user registry) with the
+    weights it saved. ``bench pretrain`` itself refuses an existing name without ``--force``;
+    the study demo asks this first so that a rerun is "already done" instead."""
+    path = req.out / req.name / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: train again (with force) and replace it
+    if not isinstance(record, dict):
+        return None
+    wanted = {
+        "arch": req.arch, "pretraining_data": req.pretrain_data, "seed": req.seed,
+        "recipe": resolve_recipe(req).model_dump(mode="json"),
+        "max_epochs": req.trainer.max_epochs or resolve_recipe(req).train.epochs,
+        "max_steps": req.trainer.max_steps,
+        "data_sha256": imagenet_folder.folder_identity(req.data)["sha256"],
+    }  # fmt: skip
+    trainer = record.get("trainer") or {}
+    found = {
+        "arch": record.get("arch"), "pretraining_data": record.get("pretraining_data"),
+        "seed": record.get("seed"), "recipe": record.get("recipe"),
+        "max_epochs": trainer.get("max_epochs"), "max_steps": trainer.get("max_steps"),
+        "data_sha256": (record.get("data") or {}).get("sha256"),
+    }  # fmt: skip
+    if found != wanted:
+        return None
+    registry = backbone_registry.user_registry_file()
+    entries = backbone_registry.read_registry_file(registry) if registry.is_file() else []
+    entry = next((e for e in entries if e.name == req.name), None)
+    if entry is None or entry.sha256 != record.get("weights_sha256"):
+        return None
+    return record
 
 
 def pretrain(req: PretrainRequest) -> PretrainOutcome:

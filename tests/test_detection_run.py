@@ -207,3 +207,15 @@ def test_leaderboard_scores_resample_images(voc_run: Path) -> None:
             assert [not np.isnan(v) for v in values[1]] == [c in present for c in VOC_CLASSES]
         else:
             assert values[0] == pytest.approx(reported, abs=1e-12)
+
+
+def test_leaderboard_of_a_detection_run_names_its_engine(voc_run: Path, tmp_path: Path) -> None:
+    """A detection setting's engine is read from the typed record (a dict lookup raised
+    TypeError on every VOC record, so no leaderboard could be written with one)."""
+    from benchmark import leaderboard
+
+    board = leaderboard.build(voc_run.parents[4], n_boot=100, plots=False, cache=False)
+    (setting,) = board.settings
+    assert setting.kind == "detection" and setting.engine == "torchvision"
+    written = leaderboard.write(board, tmp_path / "board")
+    assert "| file-resnet18_blurred_ILSVRC" in written["markdown"].read_text()

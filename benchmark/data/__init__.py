@@ -163,3 +163,12 @@ def get_indexer(name: str) -> SplitIndexer:
 def get_adapter(name: str) -> DatasetAdapter:
     """Adapter ``name`` with its loader (imports the dataset library, torchvision)."""
     return _instance(_entry(name).loader, name)
+
+
+def write_task_fixture(task: Any, root: Path) -> Path:
+    """``bench data fixture``: the tiny fixture of ``task`` (a :class:`benchmark.tasks.Task`)
+    under ``root``, in its dataset's real on-disk format; where it was written."""
+    adapter = get_adapter(task.data.adapter)
+    if hasattr(adapter, "write_task_fixture"):  # generic adapters: generated from the YAML
+        return Path(adapter.write_task_fixture(task, root))
+    return Path(adapter.write_fixture(root))
