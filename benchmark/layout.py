@@ -162,16 +162,15 @@ class RunLayout:
 
 
 def _folders_below(root: str, depth: int) -> list[tuple[str, ...]]:
-    """The folders ``depth`` levels below ``root`` (name parts), skipping hidden names as
-    glob's ``*`` does."""
+    """The folders ``depth`` levels below ``root`` (name parts), hidden names included, as
+    Python 3.11's ``Path.glob("*")`` includes them."""
     level: list[tuple[str, ...]] = [()]
     for _ in range(depth):
         below = []
         for parts in level:
             try:
                 with os.scandir(os.path.join(root, *parts)) as entries:
-                    below += [(*parts, e.name) for e in entries
-                              if not e.name.startswith(".") and e.is_dir()]  # fmt: skip
+                    below += [(*parts, e.name) for e in entries if e.is_dir()]
             except OSError:
                 continue
         level = below

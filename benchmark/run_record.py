@@ -156,10 +156,14 @@ class RunRecord(BaseModel):
 
 class RecordError(BenchError):
     """A record that cannot be read (``what``: "unreadable record") or does not validate
-    ("malformed record"); ``detail`` says why in one line."""
+    ("malformed record"); ``detail`` says why in one line. ``io_error``: the file could not be
+    read at all (permissions, a disk or network error), which may pass without the file
+    changing, so no cache keeps it."""
 
-    def __init__(self, what: str, where: Path | str, detail: str, task: str = "") -> None:
+    def __init__(self, what: str, where: Path | str, detail: str, task: str = "",
+                 io_error: bool = False) -> None:  # fmt: skip
         self.what, self.where, self.detail, self.task = what, where, detail, task
+        self.io_error = io_error
         super().__init__(f"{where}: {what}: {detail}")
 
 
@@ -220,7 +224,7 @@ def read_record(run_dir: Path) -> RunRecord:
     try:
         text = path.read_bytes()
     except OSError:
-        raise RecordError("unreadable record", path, UNREADABLE) from None
+        raise RecordError("unreadable record", path, UNREADABLE, io_error=True) from None
     try:
         record = RunRecord.model_validate_json(text)
         if "schema_version" in record.model_fields_set and record.schema_version == SCHEMA_VERSION:

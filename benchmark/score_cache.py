@@ -6,9 +6,11 @@ from them (``KindAnalysis.score_arrays``: e.g. example ids, targets and per-exam
 small, so one consolidated file per results folder, ``<results>/.cache/leaderboard-scores.npz``,
 holds them for every run; a rebuild with unchanged runs reads that one file instead.
 
-* Keyed per run by its folder relative to the results folder plus ``(size, mtime_ns)`` of its
-  ``record.json`` and ``predictions.npz`` (and the task kind): a changed or replaced run is read
-  again; entries of runs that no longer exist are dropped when the cache is written.
+* Keyed per run by its folder relative to the results folder plus ``(size, mtime_ns, ctime_ns,
+  inode)`` of its ``record.json`` and ``predictions.npz`` (and the task kind), the whole file by
+  the package's source (:mod:`benchmark.source_digest`): a changed or replaced run is read
+  again, and arrays older code computed are never served; entries of runs that no longer
+  exist are dropped when the cache is written.
 * No pickle: an ``.npz`` (read with ``allow_pickle=False``) of one JSON index and one byte buffer;
   arrays with object dtypes are never stored. Identical arrays (the test set's example ids and
   targets, shared by every run of a task) are stored once.
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.layout import PREDICTIONS_FILE, RECORD_FILE
+from benchmark.source_digest import source_digest
 
 CACHE_DIR = ".cache"
 CACHE_FILE = "leaderboard-scores.npz"
@@ -35,19 +38,28 @@ CACHE_FILE = "leaderboard-scores.npz"
 FORMAT = 1
 _ALIGN = 16
 
-StatKey = tuple[int, int, int, int]
+StatKey = tuple[int, ...]
 Arrays = dict[str, np.ndarray]
 
 
+def _version() -> str:
+    """The stored format and the code that computed the arrays (a kind's ``score_arrays``):
+    arrays of older code are never served to newer code."""
+    return f"{FORMAT}-{source_digest()}"
+
+
 def stat_key(run_dir: Path) -> StatKey | None:
-    """``(size, mtime_ns)`` of the record and the predictions; None when either is missing."""
+    """``(size, mtime_ns, ctime_ns, inode)`` of the record and of the predictions (see
+    :func:`benchmark.leaderboard.cache.file_stat` for why all four); None when either is
+    missing."""
     folder = os.fspath(run_dir)  # string joins: pathlib costs more than the stat at 10,000 runs
     try:
         rec = os.stat(os.path.join(folder, RECORD_FILE))
         pred = os.stat(os.path.join(folder, PREDICTIONS_FILE))
     except OSError:
         return None
-    return (rec.st_size, rec.st_mtime_ns, pred.st_size, pred.st_mtime_ns)
+    return (rec.st_size, rec.st_mtime_ns, rec.st_ctime_ns, rec.st_ino,
+            pred.st_size, pred.st_mtime_ns, pred.st_ctime_ns, pred.st_ino)
 
 
 class ScoreArrayCache:
@@ -140,7 +152,7 @@ def _encode(entries: dict[str, tuple[StatKey, str, Arrays]]) -> bytes:
                 offset += len(data)
             refs[name] = seen[ident]
         runs[rel] = {"key": list(key), "kind": kind, "arrays": refs}
-    index = json.dumps({"format": FORMAT, "blobs": blobs, "runs": runs}).encode()
+    index = json.dumps({"format": _version(), "blobs": blobs, "runs": runs}).encode()
     out = io.BytesIO()
     np.savez(out, index=np.frombuffer(index, np.uint8),
              data=np.frombuffer(b"".join(chunks), np.uint8))  # fmt: skip
@@ -154,7 +166,7 @@ def _read(path: Path) -> dict[str, tuple[StatKey, str, Arrays]]:
         with np.load(path, allow_pickle=False) as npz:
             index = json.loads(npz["index"].tobytes())
             data = npz["data"]
-        if index.get("format") != FORMAT or data.dtype != np.uint8:
+        if index.get("format") != _version() or data.dtype != np.uint8:
             return {}
         arrays = []
         for dtype_str, shape, offset, nbytes in index["blobs"]:
@@ -169,7 +181,7 @@ def _read(path: Path) -> dict[str, tuple[StatKey, str, Arrays]]:
         out = {}
         for rel, entry in index["runs"].items():
             key = tuple(int(v) for v in entry["key"])
-            if len(key) != 4 or not isinstance(entry["kind"], str):
+            if len(key) != 8 or not isinstance(entry["kind"], str):
                 return {}
             refs = {str(n): int(i) for n, i in entry["arrays"].items()}
             if any(not 0 <= i < len(arrays) for i in refs.values()):

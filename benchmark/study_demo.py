@@ -39,7 +39,7 @@ ARCH = "resnet18"
 BACKBONES = {"original": "study_original_r18", "blurred": "study_blurred_r18"}
 SUPERCATEGORIES_FILE = "supercategories.json"  # category -> "object on a face" / "object alone"
 TOY_WARNING = (
-    "TOY DATA: every number below comes from procedurally drawn images (a few hundred, "
+    "TOY DATA: every number of this study comes from procedurally drawn images (a few hundred, "
     "{size} px), a ResNet-18 pretrained for {epochs} epochs on them and transfer runs of a "
     "few steps on tiny synthetic fixtures. It shows that the pipeline runs from faces to "
     "leaderboard; it says nothing about face blurring."
@@ -229,8 +229,7 @@ def run_study(workdir: Path, scale: StudyScale = StudyScale(), echo: Echo = prin
     workdir = Path(workdir)
     if not scale.tasks:
         raise BenchError("the study needs at least one transfer task.")
-    echo(TOY_WARNING.format(size=scale.toy.image_size, epochs=scale.epochs,
-                            steps=scale.transfer_steps))  # fmt: skip
+    echo(TOY_WARNING.format(size=scale.toy.image_size, epochs=scale.epochs))
     stages = _Stages(echo, total=7)
     registry = workdir / "backbones.yaml"
     with _demo_registry(registry), _quiet_lightning():
@@ -318,7 +317,6 @@ def summary_lines(outcome: StudyOutcome, scale: StudyScale = StudyScale()) -> li
         "",
         f"leaderboard: {outcome.leaderboard['html']}",
         f"             {outcome.leaderboard['markdown']}",
-        TOY_WARNING.format(size=scale.toy.image_size, epochs=scale.epochs,
-                           steps=scale.transfer_steps),
+        TOY_WARNING.format(size=scale.toy.image_size, epochs=scale.epochs),
     ]  # fmt: skip
     return lines

@@ -285,3 +285,39 @@ def test_obfuscation_of_reads_bench_blurs_marker(tmp_path: Path) -> None:
     assert obfuscation_of(root / "plain" / "imagenet", root) == "none"
     (root / "plain" / "imagenet" / SETTINGS_FILE).write_text("{broken")
     assert obfuscation_of(root / "plain" / "imagenet", root) == "unknown"
+
+
+def test_categories_without_images_are_left_out(tmp_path: Path) -> None:
+    """An evaluation on a subset smaller than the number of categories leaves some of them
+    without images: they have no accuracy, so they must neither sort anywhere in the drops
+    table nor turn the supercategory means into NaN (found by review: NaN in the sort key
+    left the table unsorted and hid the largest drop)."""
+    rng = np.random.default_rng(3)
+    present = np.arange(0, 12, 2)  # six of the twelve categories have 5 images each
+    target = np.repeat(present, 5)
+    rank = np.tile(np.arange(5), len(present))
+    has_face = np.zeros(len(target))
+    runs = []
+    # the original gets every image right; the blurred one 5, 4, ... 0 of the 5 in the six
+    # categories in turn (drops of 0, 20, ... 100 points)
+    for name, data, right in (("original_r18", "original", rank < 5),
+                              ("blurred_r18", "blurred",
+                               rank < 5 - np.searchsorted(present, target))):  # fmt: skip
+        logits = rng.normal(size=(len(target), 12)).astype(np.float32)
+        logits[np.arange(len(target)), target] += np.where(right, 6.0, -6.0)
+        runs.append(_eval_run(tmp_path / "results", name, data, 0, logits, target, CATEGORIES,
+                              has_face))  # fmt: skip
+    groups = tmp_path / "groups.json"
+    groups.write_text(json.dumps({c: "all" for c in CATEGORIES}))
+    out = compare_runs(runs[0], runs[1], {c: "all" for c in CATEGORIES})
+    assert [r["category"] for r in out.rows] == [CATEGORIES[c] for c in present[::-1]]
+    drops = [r["top1_drop"] for r in out.rows]
+    assert drops == sorted(drops, reverse=True) and not np.isnan(drops).any()
+    assert len(out.rows) == 6 and any("6 of 12 categories have no image" in n for n in out.notes)
+    (mean,) = out.supercategories
+    assert mean["categories"] == 6 and mean["top1_drop"] == pytest.approx(np.mean(drops))
+    assert _leaderboard(tmp_path / "results", tmp_path / "lb", "--top", "3",
+                        "--supercategories", groups) == 0  # fmt: skip
+    section = (tmp_path / "lb" / "leaderboard.md").read_text().split("Largest top-1 drops")[1]
+    assert out.rows[0]["top1_drop"] == pytest.approx(1.0)
+    assert CATEGORIES[present[-1]] in section.split("\n\n")[1]  # first row of the top 3

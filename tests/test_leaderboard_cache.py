@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -26,6 +27,8 @@ from benchmark.score_cache import CACHE_DIR, CACHE_FILE
 
 # the modules, not the functions benchmark.leaderboard exports under the same names
 build_module = importlib.import_module("benchmark.leaderboard.build")
+cache_module = importlib.import_module("benchmark.leaderboard.cache")
+score_cache_module = importlib.import_module("benchmark.score_cache")
 collect_module = importlib.import_module("benchmark.leaderboard.collect")
 CLASSES = [f"c{i}" for i in range(5)]
 N = 100
@@ -225,3 +228,72 @@ def test_a_reading_holds_every_field_of_a_run() -> None:
     """The record cache stores READING_FIELDS: a field added to Run must be added there."""
     names = {f.name for f in dataclasses.fields(Run)} - {"run_dir", "loaded"}
     assert set(READING_FIELDS) == names
+
+
+def test_other_code_reads_and_computes_everything_again(
+    results: Path, tmp_path: Path, work: dict[str, list[object]], loads: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every cache is versioned by the package's source (benchmark.source_digest): arrays,
+    readings and statistics of older code are never served (found by review: edits of the VOC
+    evaluator or of the score arrays' code were served from the caches)."""
+    reference = _build(results, tmp_path / "a")
+    for seen in (*work.values(), loads):
+        seen.clear()
+    for module in (cache_module, score_cache_module):
+        monkeypatch.setattr(module, "source_digest", lambda: "edited code")
+    assert _build(results, tmp_path / "b") == reference
+    assert len(work["records"]) == 6 and len(work["comparisons"]) == 1 and len(loads) == 6
+
+
+def test_a_record_replaced_with_the_same_size_and_mtime_is_read_again(
+    results: Path, tmp_path: Path
+) -> None:
+    """``cp -p`` / ``rsync -a`` keep a file's mtime: the caches also key on the change time
+    and the inode, which no copy keeps."""
+    _build(results, tmp_path / "a")
+    record = next(results.glob("runs/*/*/blurred_r18/*/record.json"))
+    before = record.stat()
+    text = record.read_text().replace('"completed"', '"failed"   ')  # same size
+    replacement = record.with_name("copy.json")
+    replacement.write_text(text)
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(replacement, record)
+    assert record.stat().st_size == before.st_size
+    assert record.stat().st_mtime_ns == before.st_mtime_ns
+    changed = _build(results, tmp_path / "b")
+    assert "failed run" in changed[0]
+    assert changed == _build(results, tmp_path / "c", "--no-cache")
+
+
+def test_a_record_that_could_not_be_read_is_not_cached(
+    results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read error (permissions, a network disk) can pass without the file changing, so the
+    next build reads the record again instead of repeating the problem from the cache."""
+    record = next(results.glob("runs/*/*/blurred_r18/*/record.json"))
+    real = Path.read_bytes
+
+    def failing(path: Path) -> bytes:
+        if path == record:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Path, "read_bytes", failing)
+        assert "unreadable record" in _build(results, tmp_path / "a")[0]
+    healed = _build(results, tmp_path / "b")
+    assert "unreadable record" not in healed[0]
+    assert healed == _build(results, tmp_path / "c", "--no-cache")
+
+
+def test_predictions_that_are_not_an_archive_are_a_problem(
+    results: Path, tmp_path: Path
+) -> None:
+    """A bare ``.npy`` saved as predictions.npz is listed as unreadable predictions, not a
+    crash of the whole build (np.load returns an array, not an archive, for it)."""
+    broken = next(results.glob("runs/*/*/original_r18/*/predictions.npz"))
+    with broken.open("wb") as handle:
+        np.save(handle, np.zeros(3))
+    markdown, _ = _build(results, tmp_path / "a")
+    assert "unreadable predictions" in markdown

@@ -73,5 +73,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
             return out
         except Exception:  # noqa: BLE001, S110 - np.load below says what is wrong, in its words
             pass
-    with np.load(path, allow_pickle=False) as npz:
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy (or pickle): not an archive
+        raise ValueError(f"{path} is not an .npz archive")
+    with loaded as npz:
         return {k: npz[k] for k in npz.files}

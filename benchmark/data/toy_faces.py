@@ -261,7 +261,7 @@ def write_toy_faces(root: Path, scale: ToyScale = ToyScale()) -> ToySet:
     if root.exists():
         return _reuse(root, settings, names)
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.staging-"))
+    staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.incomplete-"))
     try:
         table: dict[str, list[FaceBox]] = {}
         rng = np.random.default_rng(scale.seed)

@@ -3,8 +3,9 @@
 
 * ``leaderboard-records.json``: per run folder, what the leaderboard reads from its record (the
   :class:`~benchmark.leaderboard.model.Run` fields, its metrics and its task config), or the
-  problem the record is (failed, malformed). Keyed by the ``(size, mtime_ns)`` of the run's
-  ``record.json``. Building 10,000 validated :class:`~benchmark.run_record.RunRecord` objects
+  problem the record is (failed, malformed). Keyed by the ``(size, mtime_ns, ctime_ns, inode)``
+  of the run's ``record.json`` and the package's source (:mod:`benchmark.source_digest`).
+  Building 10,000 validated :class:`~benchmark.run_record.RunRecord` objects
   costs about a second whichever way (``model_validate_json`` and ``model_construct`` measured
   alike), so a cached run holds no record object: :attr:`Run.record` reads it on first use,
   which only a comparison that is computed again needs.
@@ -12,8 +13,9 @@
   :class:`~benchmark.leaderboard.model.MetricDelta` and :class:`ColumnDeltas`, the notes, and
   the problems that reading its runs' predictions gave), keyed by a digest of everything they
   depend on: the options (``n_boot``, ``confidence``, ``rng_seed``), the setting and the two
-  rows, every member run's folder and the ``(size, mtime_ns)`` of its ``record.json`` and
-  ``predictions.npz``, and the source of the code that computes them (:func:`code_digest`).
+  rows, every member run's folder and the ``(size, mtime_ns, ctime_ns, inode)`` of its
+  ``record.json`` and ``predictions.npz``, and the package's source
+  (:func:`benchmark.source_digest.source_digest`).
   A warm rebuild then opens no predictions and runs no bootstrap.
 
 * ``leaderboard-t-quantiles.json``: the Student-t quantiles of the seed intervals, by scipy's
@@ -39,6 +41,7 @@ import numpy as np
 from benchmark.layout import PREDICTIONS_FILE, RECORD_FILE
 from benchmark.leaderboard.model import ColumnDeltas, Comparison, MetricDelta, Problem
 from benchmark.score_cache import CACHE_DIR
+from benchmark.source_digest import source_digest
 from benchmark.stats import DeltaResult, SeedSummary
 
 RECORDS_FILE = "leaderboard-records.json"
@@ -47,16 +50,19 @@ QUANTILES_FILE = "leaderboard-t-quantiles.json"
 # Bump when what an entry holds changes meaning (the code digest covers the statistics).
 FORMAT = 1
 
-FileStat = tuple[int, int]
+FileStat = tuple[int, int, int, int]
 
 
 def file_stat(path: str) -> FileStat | None:
-    """``(size, mtime_ns)`` of a file, None when it is missing (string paths: see stat_key)."""
+    """``(size, mtime_ns, ctime_ns, inode)`` of a file, None when it is missing (string paths:
+    see stat_key). The change time and inode catch what size and mtime miss: a file replaced
+    by a copy that keeps its mtime (``cp -p``, ``rsync -a``, ``tar``) or made readable by
+    ``chmod``."""
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return (st.st_size, st.st_mtime_ns)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def run_prefix(results: Path) -> str:
@@ -64,24 +70,6 @@ def run_prefix(results: Path) -> str:
     ``--results .`` is ``.`` but its runs are ``runs/...``, without ``./``."""
     text = os.fspath(Path(results))
     return "" if text == "." else os.path.join(text, "")
-
-
-def code_digest() -> str:
-    """A digest of the source of everything a comparison's numbers come from (the statistics,
-    the per-example scores, the kinds' readers, the comparison itself): any edit there
-    invalidates every cached comparison, so a cache never outlives the code that wrote it."""
-    package = Path(__file__).resolve().parent.parent
-    sources = [package / "stats.py", package / "scores.py", package / "pretraining.py",
-               package / "leaderboard" / "compare.py", package / "leaderboard" / "cache.py",
-               *sorted((package / "analysis").glob("*.py"))]  # fmt: skip
-    digest = hashlib.sha256()
-    for path in sources:
-        digest.update(path.name.encode() + b"\0")
-        try:
-            digest.update(path.read_bytes())
-        except OSError:
-            digest.update(b"missing")
-    return digest.hexdigest()
 
 
 class _JsonCache:
@@ -147,7 +135,8 @@ class RecordCache(_JsonCache):
 
     def __init__(self, results: Path, fields: Iterable[str]) -> None:
         self.fields = list(fields)
-        super().__init__(results, RECORDS_FILE, json.dumps([FORMAT, self.fields]))
+        super().__init__(results, RECORDS_FILE,
+                         json.dumps([FORMAT, source_digest(), self.fields]))
         self._prefix = run_prefix(results)
         self._config_ids: dict[str, str] = {}  # canonical JSON -> digest, this build
         self._configs: dict[str, Any] = {}  # digest -> task config, put in this build
@@ -236,7 +225,7 @@ class ComparisonCache(_JsonCache):
     """Each comparison's statistics by the digest of its inputs (see the module docstring)."""
 
     def __init__(self, results: Path, n_boot: int, confidence: float, rng_seed: int) -> None:
-        super().__init__(results, COMPARISONS_FILE, f"{FORMAT}-{code_digest()}")
+        super().__init__(results, COMPARISONS_FILE, f"{FORMAT}-{source_digest()}")
         self.results = Path(results)
         self._prefix = run_prefix(results)
         self._options = [n_boot, confidence, rng_seed]

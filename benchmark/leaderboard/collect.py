@@ -55,11 +55,13 @@ def collect(
         entry, stat = cache.get(folder) if cache is not None else (None, None)
         run = _from_reading(run_dir, entry) if entry is not None else None
         if run is None:
+            cacheable = True
             try:
                 entry = _reading(run_dir, read_record(run_dir))
             except RecordError as err:
                 entry = _reading(run_dir, err)
-            if cache is not None:
+                cacheable = not err.io_error  # it may pass without the file changing
+            if cache is not None and cacheable:
                 cache.put(folder, stat, {k: v for k, v in entry.items() if k != "record"})
             run = _from_reading(run_dir, entry)
             assert run is not None

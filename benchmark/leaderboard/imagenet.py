@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.analysis.imagenet import per_category
+from benchmark.analysis.npz import read_npz
 from benchmark.errors import BenchError
 from benchmark.layout import predictions_file
 from benchmark.leaderboard.formats import level_text, pts, signed
@@ -55,8 +56,7 @@ def _load(run_dir: Path) -> tuple[Any, dict[str, np.ndarray]]:
     record = read_record(Path(run_dir))
     if record.protocol != "eval" or not record.completed:
         raise BenchError(f"{run_dir}: not a completed evaluation run (protocol eval).")
-    with np.load(predictions_file(Path(run_dir)), allow_pickle=False) as data:
-        return record, {k: data[k] for k in data.files}
+    return record, read_npz(predictions_file(Path(run_dir)))
 
 
 def interval(r: float, n: int, confidence: float, spearman: bool) -> tuple[float, float]:
@@ -98,11 +98,18 @@ def compare_runs(
                      "top1_drop": ra.top1 - rb.top1, "top5_original": ra.top5,
                      "top5_compared": rb.top5, "top5_drop": ra.top5 - rb.top5,
                      "ap_original": ra.ap, "ap_compared": rb.ap, "ap_drop": ap_drop})  # fmt: skip
+    # a category without images in this evaluation (a --subset smaller than the number of
+    # categories) has no accuracy: it would sort anywhere and turn every mean into NaN
+    empty = [r for r in rows if not r["images"]]
+    rows = [r for r in rows if r["images"]]
     rows.sort(key=lambda r: (-r["top1_drop"], r["category"]))
     out = ImageNetComparison(
         rec_a.backbone.name, rec_b.backbone.name,
         {k: (overall_a[k], overall_b[k]) for k in overall_a}, rows,
     )
+    if empty:
+        out.notes.append(f"{len(empty)} of {len(names)} categories have no image in these "
+                         f"runs (evaluated on a subset): left out of every table and statistic.")
     with_faces = [r for r in rows if r["faces"] is not None]
     if faces is None:
         out.notes.append("no face annotations in either run: no correlation with faces.")
@@ -117,6 +124,10 @@ def compare_runs(
             low, high = interval(value, len(x), confidence, is_rank)
             out.correlations.append(Correlation(method, value, low, high, len(x)))
     if supercategories:
+        unassigned = sum(r["category"] not in supercategories for r in rows)
+        if unassigned:
+            out.notes.append(f"{unassigned} of {len(rows)} categories are not in the "
+                             f"supercategory mapping: shown as (unassigned).")
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             r["supercategory"] = supercategories.get(r["category"], "(unassigned)")
