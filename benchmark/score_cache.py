@@ -32,7 +32,7 @@ from benchmark.layout import PREDICTIONS_FILE, RECORD_FILE
 CACHE_DIR = ".cache"
 CACHE_FILE = "leaderboard-scores.npz"
 # Bump when the stored layout, or what a kind's score_arrays returns, changes meaning.
-FORMAT = 1
+FORMAT = 2
 _ALIGN = 16
 
 StatKey = tuple[int, int, int, int]

@@ -35,6 +35,7 @@ from benchmark.leaderboard.render import (
     render_markdown,
     render_wide_csv,
 )
+from benchmark.leaderboard.workers import default_workers
 from benchmark.score_cache import ScoreArrayCache
 from benchmark.stats import remember_t_quantiles, reuse_replicates, t_quantiles
 
@@ -48,13 +49,16 @@ def build(
     plots: bool = True,
     cache: bool = True,
     supercategories: Path | None = None,
+    workers: int | None = None,
 ) -> Leaderboard:
     """Read the records under ``results`` and compute every table, comparison and plot.
     ``cache``: read and update ``<results>/.cache`` (:mod:`benchmark.score_cache`,
     :mod:`benchmark.leaderboard.cache`), so a rebuild reads neither the records nor the
     predictions of unchanged runs again and recomputes only the comparisons whose runs,
     options or code changed. ``supercategories``: a JSON file category -> supercategory for
-    the ImageNet section's supercategory means."""
+    the ImageNet section's supercategory means. ``workers``: processes for the per-run reading
+    of a cold build (:mod:`benchmark.leaderboard.workers`; default: the CPUs this process may
+    use); the leaderboard is the same for any number."""
     if not 0.5 <= confidence < 1.0:
         raise BenchError(f"--confidence {confidence}: use a level in [0.5, 1), e.g. 0.95.")
     if n_boot < 100:
@@ -65,10 +69,12 @@ def build(
     if not RunLayout(results).runs.is_dir():
         raise BenchError(f"{results} holds no runs/ folder: pass the --results folder that "
                          f"`bench run` or `bench sweep` wrote to.")
+    if workers is None:
+        workers = default_workers()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     readings = RecordCache(results, READING_FIELDS) if cache else None
-    runs, problems, n_records = collect(results, readings)
+    runs, problems, n_records, read = collect(results, readings, workers)
     timings["read records"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -102,7 +108,8 @@ def build(
 
     t0 = time.perf_counter()
     disk = ScoreArrayCache(results) if cache else None
-    scores = RunScoreLoader(problems, disk)
+    scores = RunScoreLoader(problems, disk, read)
+    del read
     scores.prefetch([run for _, _, _, a, b, _ in todo for run in (*a.runs, *b.runs)])
     timings["read predictions"] = time.perf_counter() - t0
     if disk is not None and todo:  # all comparisons cached: the score cache was not opened

@@ -1,0 +1,116 @@
+"""Reading many runs in worker processes: the cold build's per-run work on every core.
+
+A cold leaderboard of 10,000 runs spends most of its time in work that is independent per
+run: parsing and validating ``record.json`` and reading ``predictions.npz`` into the kind's
+score arrays. Both hold the GIL (threads do not help), so above :data:`PARALLEL_MIN_RUNS`
+runs to read they are spread over processes; below it, starting the pool costs more than it
+saves. What comes back over the pool's pipe is what our own code computed: the record's
+reading (JSON values, :func:`benchmark.leaderboard.reading.record_reading`) and the score
+arrays (numpy arrays of plain dtypes), never an object unpickled from a user's file.
+
+The results do not depend on the number of workers: each run is read by the same function,
+and ``pool.map`` keeps the order. A run whose predictions fail to read in a worker comes back
+without arrays and is read again in the main process, which reports the problem in its usual
+words (one code path for every error message).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.analysis.kinds import kind_analysis
+from benchmark.errors import BenchError
+from benchmark.leaderboard.reading import record_reading
+from benchmark.run_record import RecordError, read_record
+from benchmark.score_cache import StatKey, stat_key
+
+# below this many runs to read, one process is faster than starting a pool (measured: a pool
+# of two costs about 0.1 s to start with fork; a run costs about 1 ms to read)
+PARALLEL_MIN_RUNS = 500
+
+# (the record's reading, the kind's score arrays or None, the runs' file stat taken before the
+# predictions were read)
+RunRead = tuple[dict[str, Any], dict[str, np.ndarray] | None, StatKey | None]
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def read_run(folder: str, with_arrays: bool = True) -> RunRead:
+    """One run's record reading and, for a completed run of a kind whose scores come from
+    arrays, those arrays (None when the kind has none or they fail to read)."""
+    run_dir = Path(folder)
+    try:
+        record: Any = read_record(run_dir)
+    except RecordError as err:
+        record = err
+    reading = record_reading(run_dir, record)
+    loaded = reading.pop("record", None)
+    if loaded is None or not with_arrays:
+        return reading, None, None
+    try:
+        spec = kind_analysis(loaded.kind)
+    except KeyError:
+        return reading, None, None
+    if spec.score_arrays is None or spec.scores_from_arrays is None:
+        return reading, None, None
+    key = stat_key(run_dir)
+    try:
+        arrays = spec.score_arrays(run_dir, loaded)
+    except (OSError, ValueError, KeyError, IndexError, BenchError, zipfile.BadZipFile):
+        return reading, None, None  # read again in the main process, which says what is wrong
+    return reading, arrays, key
+
+
+def _read_runs_chunk(folders: list[str]) -> list[RunRead]:
+    """A chunk's reads, with equal arrays (a task's example ids, targets and class names,
+    the same in every run) made one object: pickle then sends each once per chunk."""
+    out = []
+    seen: dict[tuple[str, tuple[int, ...], bytes], np.ndarray] = {}
+    for folder in folders:
+        reading, arrays, key = read_run(folder)
+        if arrays is not None:
+            for name, array in arrays.items():
+                ident = (array.dtype.str, array.shape, array.tobytes())
+                arrays[name] = seen.setdefault(ident, array)
+        out.append((reading, arrays, key))
+    return out
+
+
+def read_runs(folders: list[str], workers: int) -> list[RunRead] | None:
+    """:func:`read_run` of every folder, in order, over ``workers`` processes; None when a
+    pool is not worth it (too few runs, one CPU) or cannot run here (the caller then reads
+    in this process)."""
+    workers = min(workers, len(folders) // (PARALLEL_MIN_RUNS // 2))
+    if workers < 2 or len(folders) < PARALLEL_MIN_RUNS:
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    # fork when this process runs no other thread (the CLI): the workers start in
+    # milliseconds with everything imported. A caller with threads (a notebook, a training
+    # process) gets forkserver, which forks from a clean single-threaded server instead.
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    if method not in multiprocessing.get_all_start_methods():
+        method = "spawn"
+    # a few chunks per worker: each pipe message carries many runs, and the last chunk to
+    # finish leaves the other workers idle only briefly
+    size = max(1, -(-len(folders) // (workers * 4)))
+    chunks = [folders[i:i + size] for i in range(0, len(folders), size)]
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+            return [read for chunk in pool.map(_read_runs_chunk, chunks) for read in chunk]
+    except (BrokenProcessPool, OSError):
+        return None  # a worker died (out of memory?) or no pool here: read in this process
