@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from benchmark.atomic import atomic_write_bytes, atomic_write_text
 from benchmark.errors import BenchError
@@ -35,7 +36,7 @@ from benchmark.leaderboard.render import (
     render_markdown,
     render_wide_csv,
 )
-from benchmark.leaderboard.workers import default_workers
+from benchmark.leaderboard.workers import default_workers, map_forked
 from benchmark.score_cache import ScoreArrayCache
 from benchmark.stats import remember_t_quantiles, reuse_replicates, t_quantiles
 
@@ -117,9 +118,19 @@ def build(
         if disk.save():
             timings["write score cache"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+
+    def statistics(j: int) -> tuple[Any, ...]:
+        """The statistics of ``todo[j]``: what a worker sends back (not the rows and runs)."""
+        _, _, setting, a, b, is_explicit = todo[j]
+        comp = compare(setting, a, b, is_explicit, scores, n_boot, confidence, rng_seed)
+        return comp.metrics, comp.columns, comp.notes, comp.n_examples, comp.seeds_paired
+
     with reuse_replicates():  # every comparison of a task resamples the same test set
-        for i, key, setting, a, b, is_explicit in todo:
-            comp = compare(setting, a, b, is_explicit, scores, n_boot, confidence, rng_seed)
+        computed = map_forked(statistics, len(todo), workers)
+        for j, (i, key, setting, a, b, is_explicit) in enumerate(todo):
+            comp = new_comparison(setting, a, b, is_explicit)
+            got = computed[j] if computed is not None else statistics(j)
+            comp.metrics, comp.columns, comp.notes, comp.n_examples, comp.seeds_paired = got
             comparisons[i] = comp
             if kept is not None and key is not None:
                 kept.put(key, comp, [p for run in (*a.runs, *b.runs)

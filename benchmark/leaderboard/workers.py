@@ -1,4 +1,4 @@
-"""Reading many runs in worker processes: the cold build's per-run work on every core.
+"""Worker processes for a cold build: reading many runs, and many comparisons' bootstraps.
 
 A cold leaderboard of 10,000 runs spends most of its time in work that is independent per
 run: parsing and validating ``record.json`` and reading ``predictions.npz`` into the kind's
@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import threading
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -29,6 +30,8 @@ from benchmark.errors import BenchError
 from benchmark.leaderboard.reading import record_reading
 from benchmark.run_record import RecordError, read_record
 from benchmark.score_cache import StatKey, stat_key
+
+T = TypeVar("T")
 
 # below this many runs to read, one process is faster than starting a pool (measured: a pool
 # of two costs about 0.1 s to start with fork; a run costs about 1 ms to read)
@@ -114,3 +117,46 @@ def read_runs(folders: list[str], workers: int) -> list[RunRead] | None:
             return [read for chunk in pool.map(_read_runs_chunk, chunks) for read in chunk]
     except (BrokenProcessPool, OSError):
         return None  # a worker died (out of memory?) or no pool here: read in this process
+
+
+# comparisons run in forked workers: below this many, one process is faster
+PARALLEL_MIN_COMPARISONS = 16
+_JOB: Callable[[int], Any] | None = None  # the forked workers' job (see map_forked)
+
+
+def _run_jobs(indices: range) -> list[Any]:
+    assert _JOB is not None
+    return [_JOB(i) for i in indices]
+
+
+def map_forked(job: Callable[[int], T], count: int, workers: int) -> list[T] | None:
+    """``[job(i) for i in range(count)]`` over forked workers, in order; None when a pool is
+    not worth it or forking is not safe here (the caller then runs the jobs itself).
+
+    For the comparisons' bootstraps: their inputs (every run's per-example scores, with the
+    metrics' closures) are in this process's memory, so the workers are forked to inherit them
+    instead of receiving them, and return only results. Fork only: a process with other
+    threads (a notebook, a training process) runs the jobs itself. Each worker takes
+    contiguous indices (a task's comparisons share their bootstrap replicates,
+    :func:`benchmark.stats.reuse_replicates`). Results do not depend on the number of workers:
+    each job is the same function of its index."""
+    global _JOB
+    import multiprocessing
+
+    workers = min(workers, count // (PARALLEL_MIN_COMPARISONS // 2))
+    if workers < 2 or count < PARALLEL_MIN_COMPARISONS or threading.active_count() != 1 \
+            or "fork" not in multiprocessing.get_all_start_methods():  # fmt: skip
+        return None
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    size = -(-count // (workers * 2))
+    chunks = [range(i, min(i + size, count)) for i in range(0, count, size)]
+    _JOB = job
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return [out for chunk in pool.map(_run_jobs, chunks) for out in chunk]
+    except (BrokenProcessPool, OSError):
+        return None
+    finally:
+        _JOB = None
