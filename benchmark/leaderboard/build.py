@@ -92,7 +92,8 @@ def build(
             timings["write record cache"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    kept = ComparisonCache(results, n_boot, confidence, rng_seed) if cache else None
+    kept = ComparisonCache(results, n_boot, confidence, rng_seed,
+                           readings.stats if readings is not None else None) if cache else None
     comparisons: list[Comparison] = []
     todo: list[tuple[int, str | None, Setting, Row, Row, bool]] = []
     stored: list[Problem] = []  # problems kept with cached comparisons
