@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.analysis.npz import read_npz
+from benchmark.analysis.npz import _members, read_npz
 
 
 def _np_load(path: Path) -> dict[str, np.ndarray]:
@@ -65,3 +65,25 @@ def test_np_load_errors_for_everything_else(tmp_path: Path) -> None:
             assert read_npz(path) == _np_load(path)
             continue
         assert _error(read_npz, path) == _error(_np_load, path), name
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_what_np_savez_writes_is_read_without_zipfile(tmp_path: Path, save: object) -> None:
+    """The hand-written zip reading takes np.savez's archives (zip64 extras included), so the
+    zipfile route is only the fallback."""
+    path = tmp_path / "predictions.npz"
+    save(path, logits=np.ones((4, 3), np.float32), example_id=np.asarray(["a", "b"]))  # type: ignore[operator]
+    members = _members(path.read_bytes())
+    assert members is not None
+    assert [name for name, _ in members] == ["logits.npy", "example_id.npy"]
+    assert members[0][1].startswith(b"\x93NUMPY")
+
+
+def test_damaged_member_gives_np_loads_error(tmp_path: Path) -> None:
+    path = tmp_path / "predictions.npz"
+    np.savez(path, values=np.arange(100, dtype=np.int64))
+    data = bytearray(path.read_bytes())
+    data[data.find(b"\x93NUMPY") + 300] ^= 0xFF  # a byte of the array's data: CRC-32 fails
+    path.write_bytes(bytes(data))
+    assert _members(bytes(data)) is None
+    assert _error(read_npz, path) == _error(_np_load, path)

@@ -31,7 +31,7 @@ from benchmark.leaderboard.model import (
     Setting,
 )
 from benchmark.leaderboard.workers import RunRead
-from benchmark.score_cache import ScoreArrayCache
+from benchmark.score_cache import ScoreArrayCache, stat_key
 from benchmark.scores import ExampleScores, ResampledMetric, RunScores, Scored
 from benchmark.stats import (
     MIN_TEST_EXAMPLES,
@@ -104,12 +104,15 @@ class RunScoreLoader:
                                else (None, None))  # fmt: skip
                 if arrays is None:
                     got = self.read.pop(run.run_dir, None)
-                    if got is not None and got[1] is not None:
-                        arrays, key = got[1], got[2]  # the stat taken before the worker read
+                    checked = got is not None and got[1] is not None
+                    if checked:  # read in a worker, which checked the stat before and after
+                        arrays, key = got[1], got[2]  # type: ignore[index]
                     else:
+                        if self.disk is not None and key is None:
+                            key = stat_key(run.run_dir)
                         arrays = spec.score_arrays(run.run_dir, run.record)
                     if self.disk is not None:
-                        self.disk.put(run.run_dir, run.kind, key, arrays)
+                        self.disk.put(run.run_dir, run.kind, key, arrays, checked=checked)
                 scores = spec.scores_from_arrays(arrays)
             else:
                 scores = spec.scores(run.run_dir, run.record)

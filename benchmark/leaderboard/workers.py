@@ -37,8 +37,8 @@ T = TypeVar("T")
 # of two costs about 0.1 s to start with fork; a run costs about 1 ms to read)
 PARALLEL_MIN_RUNS = 500
 
-# (the record's reading, the kind's score arrays or None, the runs' file stat taken before the
-# predictions were read)
+# (the record's reading, the kind's score arrays or None, the run's files' stat taken before the
+# predictions were read, None when it changed while they were read)
 RunRead = tuple[dict[str, Any], dict[str, np.ndarray] | None, StatKey | None]
 
 
@@ -73,7 +73,8 @@ def read_run(folder: str, with_arrays: bool = True) -> RunRead:
         arrays = spec.score_arrays(run_dir, loaded)
     except (OSError, ValueError, KeyError, IndexError, BenchError, zipfile.BadZipFile):
         return reading, None, None  # read again in the main process, which says what is wrong
-    return reading, arrays, key
+    # rewritten while it was read: the arrays are used but not cached under either stat
+    return reading, arrays, key if stat_key(run_dir) == key else None
 
 
 def _read_runs_chunk(folders: list[str]) -> list[RunRead]:
