@@ -94,3 +94,12 @@ def test_a_run_read_in_a_worker_is_what_the_main_process_reads(results: Path) ->
     for name, array in classification_score_arrays(run_dir, record).items():
         assert np.array_equal(arrays[name], array) and arrays[name].dtype == array.dtype
     assert list(arrays["class_names"]) == CLASSES
+
+
+@pytest.mark.parametrize(("load", "expected"), [(0.3, 4), (1.7, 3), (3.9, 1), (9.0, 1)])
+def test_default_workers_leave_busy_cpus_to_their_work(
+    monkeypatch: pytest.MonkeyPatch, load: float, expected: int
+) -> None:
+    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    monkeypatch.setattr(workers.os, "getloadavg", lambda: (load, 0.0, 0.0))
+    assert workers.default_workers() == expected

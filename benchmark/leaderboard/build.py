@@ -59,7 +59,7 @@ def build(
     options or code changed. ``supercategories``: a JSON file category -> supercategory for
     the ImageNet section's supercategory means. ``workers``: processes for the per-run reading
     of a cold build (:mod:`benchmark.leaderboard.workers`; default: the CPUs this process may
-    use); the leaderboard is the same for any number."""
+    use that other processes leave idle); the leaderboard is the same for any number."""
     if not 0.5 <= confidence < 1.0:
         raise BenchError(f"--confidence {confidence}: use a level in [0.5, 1), e.g. 0.95.")
     if n_boot < 100:
