@@ -18,7 +18,7 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert test_command in ci
 
 
-def test_demo_command_installs_and_runs_the_demo() -> None:
+def test_demo_command_installs_and_runs_the_study() -> None:
     demo = _bash_blocks()[0].strip()
-    assert demo.startswith("python3 -m venv .venv") and demo.endswith("bench demo")
+    assert demo.startswith("python3 -m venv .venv") and demo.endswith("bench demo --study")
     assert "-c constraints.txt" in demo
