@@ -35,7 +35,7 @@ from benchmark.source_digest import source_digest
 CACHE_DIR = ".cache"
 CACHE_FILE = "leaderboard-scores.npz"
 # Bump when the stored layout, or what a kind's score_arrays returns, changes meaning.
-FORMAT = 2
+FORMAT = 1
 _ALIGN = 16
 
 StatKey = tuple[int, ...]
@@ -85,30 +85,22 @@ class ScoreArrayCache:
     def get(self, run_dir: Path, kind: str) -> tuple[Arrays | None, StatKey | None]:
         """The cached arrays of a run (None when absent or stale) and the run's current key,
         to pass to :meth:`put` (taken before its files are read, so a run rewritten while it
-        is read is not cached under its new key). The key is None when the cache holds no
-        entry for the run (a cold build: no stat spent here); the caller takes it with
-        :func:`stat_key` before reading the files."""
+        is read is not cached under its new key)."""
         if self._old is None:
             self._old = _read(self.path)
+        key = stat_key(run_dir)
         rel = self._rel(run_dir)
         entry = self._old.get(rel) if rel is not None else None
-        if entry is None:  # no stat then: the caller's key is taken as the files are read
-            self.misses += 1
-            return None, None
-        key = stat_key(run_dir)
-        if key is not None and entry[0] == key and entry[1] == kind:
+        if key is not None and entry is not None and entry[0] == key and entry[1] == kind:
             self._new[rel] = entry  # type: ignore[index]
             self.hits += 1
             return entry[2], key
         self.misses += 1
         return None, key
 
-    def put(self, run_dir: Path, kind: str, key: StatKey | None, arrays: Arrays,
-            checked: bool = False) -> None:
-        """``key``: the run's files' stat taken before ``arrays`` were read from them; unless
-        ``checked`` (the reader compared it with a stat taken after), it is compared here."""
+    def put(self, run_dir: Path, kind: str, key: StatKey | None, arrays: Arrays) -> None:
         rel = self._rel(run_dir)
-        if rel is None or key is None or (not checked and stat_key(run_dir) != key):
+        if rel is None or key is None or stat_key(run_dir) != key:
             return
         if any(not isinstance(a, np.ndarray) or a.dtype.hasobject for a in arrays.values()):
             return  # not storable without pickle: read from the predictions every time
@@ -145,15 +137,10 @@ def _encode(entries: dict[str, tuple[StatKey, str, Arrays]]) -> bytes:
     chunks: list[bytes] = []
     offset = 0
     runs: dict[str, Any] = {}
-    by_object: dict[int, int] = {}  # id() -> blob: every array stays alive while this runs
     for rel in sorted(entries):
         key, kind, arrays = entries[rel]
         refs = {}
         for name, array in arrays.items():
-            same = by_object.get(id(array))  # arrays shared between runs (read in workers)
-            if same is not None:
-                refs[name] = same
-                continue
             data = np.ascontiguousarray(array).tobytes()
             ident = (array.dtype.str, tuple(array.shape), hashlib.blake2b(data).digest())
             if ident not in seen:
@@ -163,7 +150,7 @@ def _encode(entries: dict[str, tuple[StatKey, str, Arrays]]) -> bytes:
                 seen[ident] = len(blobs)
                 blobs.append([array.dtype.str, list(array.shape), offset, len(data)])
                 offset += len(data)
-            refs[name] = by_object[id(array)] = seen[ident]
+            refs[name] = seen[ident]
         runs[rel] = {"key": list(key), "kind": kind, "arrays": refs}
     index = json.dumps({"format": _version(), "blobs": blobs, "runs": runs}).encode()
     out = io.BytesIO()

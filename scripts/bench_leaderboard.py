@@ -11,7 +11,6 @@ readings and comparisons from the caches), and prints the time of each stage.
     python scripts/bench_leaderboard.py --no-predictions      # record-only leaderboard
     python scripts/bench_leaderboard.py --plots               # with the per-class plots
     python scripts/bench_leaderboard.py --no-cache            # both builds without the cache
-    python scripts/bench_leaderboard.py --workers 1           # no worker processes
 
 ``--process`` times what a user waits for instead: the whole ``bench leaderboard`` process,
 imports included, over 8, 1k, 10k and 100k records (``--sizes``), cold (no cache, no
@@ -165,15 +164,6 @@ def process_table(args: argparse.Namespace) -> None:
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
-def _cpu_seconds() -> float:
-    """CPU time of this process and of its finished worker processes."""
-    import resource
-
-    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
-                                                         resource.RUSAGE_CHILDREN))  # fmt: skip
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench-leaderboard"))
@@ -187,9 +177,6 @@ def main() -> None:
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--no-cache", action="store_true",
                         help="build without the score cache (as `bench leaderboard --no-cache`)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes for a cold build's reading and bootstraps (default: the "
-                        "CPUs this process may use; not with --process, whose CLI decides)")
     parser.add_argument("--process", action="store_true",
                         help="time whole `bench leaderboard` processes over --sizes records")
     parser.add_argument("--sizes", type=lambda text: [int(x) for x in text.split(",")],
@@ -229,17 +216,16 @@ def main() -> None:
     shutil.rmtree(results / CACHE_DIR, ignore_errors=True)
     totals = {}
     for label in ("cold", "warm"):
-        t0, cpu0 = time.perf_counter(), _cpu_seconds()
+        t0 = time.perf_counter()
         board = leaderboard.build(results, n_boot=args.n_boot, plots=args.plots,
-                                  cache=not args.no_cache, workers=args.workers)  # fmt: skip
+                                  cache=not args.no_cache)  # fmt: skip
         leaderboard.write(board, out)
         totals[label] = time.perf_counter() - t0
         print(f"{label}: {board.records_read} records, {len(board.settings)} settings, "
               f"{len(board.comparisons)} comparisons, {len(board.problems)} problems")
         for stage, seconds in board.timings.items():
             print(f"  {stage:<26} {seconds:6.2f} s")
-        print(f"{label} leaderboard build + write: {totals[label]:.2f} s wall, "
-              f"{_cpu_seconds() - cpu0:.2f} s CPU (workers included)")
+        print(f"{label} leaderboard build + write: {totals[label]:.2f} s")
     print("summary: " + ", ".join(f"{k} {v:.2f} s" for k, v in totals.items())
           + (" (no cache)" if args.no_cache else ""))
 

@@ -41,28 +41,27 @@ def record_class_names(record: RunRecord, count: int) -> list[str]:
 
 
 def classification_score_arrays(run_dir: Path, record: RunRecord) -> dict[str, np.ndarray]:
-    """What the leaderboard needs from the saved logits (argmax, as the top1 metric takes it)
-    and the record: example ids, targets, per-example correctness and the class names; small
-    enough to cache, and all :func:`classification_scores_from_arrays` needs (so a run whose
-    arrays are cached, or were read in a worker process, needs no record object)."""
+    """What the leaderboard needs from the saved logits (argmax, as the top1 metric takes it):
+    example ids, targets, per-example correctness and the class count; small enough to cache."""
     saved = load_logit_predictions(run_dir)
     logits, target = saved["logits"], saved["target"].astype(np.int64)
-    names = record_class_names(record, logits.shape[1])
     return {
         "example_id": saved["example_id"],
         "target": target,
         "correct": logits.argmax(axis=1) == target,
-        "class_names": np.asarray(names, dtype=np.str_).reshape(len(names)),
+        "num_classes": np.asarray(logits.shape[1], np.int64),
     }
 
 
-def classification_scores_from_arrays(arrays: dict[str, np.ndarray]) -> RunScores:
+def classification_scores_from_arrays(
+    arrays: dict[str, np.ndarray], record: RunRecord
+) -> RunScores:
     """top1 (0/1 per example), per-class accuracy (its class's column) and mean per-class
     accuracy (recomputed per resample), from :func:`classification_score_arrays`."""
     target = arrays["target"]
-    names = tuple(str(n) for n in arrays["class_names"].tolist())
-    num_classes = len(names)
+    num_classes = int(arrays["num_classes"])
     correct = arrays["correct"].astype(np.float64)
+    names = tuple(record_class_names(record, num_classes))
     return RunScores(
         example_ids=arrays["example_id"],
         metrics={
@@ -79,4 +78,4 @@ def classification_scores_from_arrays(arrays: dict[str, np.ndarray]) -> RunScore
 
 def classification_scores(run_dir: Path, record: RunRecord) -> RunScores:
     """The leaderboard's per-example scores of a classification run, from its saved logits."""
-    return classification_scores_from_arrays(classification_score_arrays(run_dir, record))
+    return classification_scores_from_arrays(classification_score_arrays(run_dir, record), record)

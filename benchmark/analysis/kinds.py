@@ -36,11 +36,9 @@ class KindAnalysis:
     scores: Callable[[Path, RunRecord], RunScores] | None = None
     # Optional split of ``scores`` that lets the leaderboard cache per-run arrays on disk
     # (benchmark.score_cache): ``score_arrays`` reads the predictions into a few plain arrays
-    # (no object dtypes; what it needs from the record included), ``scores_from_arrays`` builds
-    # the RunScores from them alone, so cached arrays or arrays read in a worker process
-    # (benchmark.leaderboard.parallel) need no record object.
+    # (no object dtypes), ``scores_from_arrays`` builds the RunScores from them and the record.
     score_arrays: Callable[[Path, RunRecord], dict[str, np.ndarray]] | None = None
-    scores_from_arrays: Callable[[dict[str, np.ndarray]], RunScores] | None = None
+    scores_from_arrays: Callable[[dict[str, np.ndarray], RunRecord], RunScores] | None = None
 
 
 ANALYSES: dict[str, KindAnalysis] = {

@@ -9,7 +9,6 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from benchmark.atomic import atomic_write_bytes, atomic_write_text
 from benchmark.errors import BenchError
@@ -36,7 +35,6 @@ from benchmark.leaderboard.render import (
     render_markdown,
     render_wide_csv,
 )
-from benchmark.leaderboard.workers import default_workers, map_forked
 from benchmark.score_cache import ScoreArrayCache
 from benchmark.stats import remember_t_quantiles, reuse_replicates, t_quantiles
 
@@ -50,16 +48,13 @@ def build(
     plots: bool = True,
     cache: bool = True,
     supercategories: Path | None = None,
-    workers: int | None = None,
 ) -> Leaderboard:
     """Read the records under ``results`` and compute every table, comparison and plot.
     ``cache``: read and update ``<results>/.cache`` (:mod:`benchmark.score_cache`,
     :mod:`benchmark.leaderboard.cache`), so a rebuild reads neither the records nor the
     predictions of unchanged runs again and recomputes only the comparisons whose runs,
     options or code changed. ``supercategories``: a JSON file category -> supercategory for
-    the ImageNet section's supercategory means. ``workers``: processes for the per-run reading
-    of a cold build (:mod:`benchmark.leaderboard.workers`; default: the CPUs this process may
-    use that other processes leave idle); the leaderboard is the same for any number."""
+    the ImageNet section's supercategory means."""
     if not 0.5 <= confidence < 1.0:
         raise BenchError(f"--confidence {confidence}: use a level in [0.5, 1), e.g. 0.95.")
     if n_boot < 100:
@@ -70,12 +65,10 @@ def build(
     if not RunLayout(results).runs.is_dir():
         raise BenchError(f"{results} holds no runs/ folder: pass the --results folder that "
                          f"`bench run` or `bench sweep` wrote to.")
-    if workers is None:
-        workers = default_workers()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     readings = RecordCache(results, READING_FIELDS) if cache else None
-    runs, problems, n_records, read = collect(results, readings, workers)
+    runs, problems, n_records = collect(results, readings)
     timings["read records"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -92,8 +85,7 @@ def build(
             timings["write record cache"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    kept = ComparisonCache(results, n_boot, confidence, rng_seed,
-                           readings.stats if readings is not None else None) if cache else None
+    kept = ComparisonCache(results, n_boot, confidence, rng_seed) if cache else None
     comparisons: list[Comparison] = []
     todo: list[tuple[int, str | None, Setting, Row, Row, bool]] = []
     stored: list[Problem] = []  # problems kept with cached comparisons
@@ -110,8 +102,7 @@ def build(
 
     t0 = time.perf_counter()
     disk = ScoreArrayCache(results) if cache else None
-    scores = RunScoreLoader(problems, disk, read)
-    del read
+    scores = RunScoreLoader(problems, disk)
     scores.prefetch([run for _, _, _, a, b, _ in todo for run in (*a.runs, *b.runs)])
     timings["read predictions"] = time.perf_counter() - t0
     if disk is not None and todo:  # all comparisons cached: the score cache was not opened
@@ -119,19 +110,9 @@ def build(
         if disk.save():
             timings["write score cache"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-
-    def statistics(j: int) -> tuple[Any, ...]:
-        """The statistics of ``todo[j]``: what a worker sends back (not the rows and runs)."""
-        _, _, setting, a, b, is_explicit = todo[j]
-        comp = compare(setting, a, b, is_explicit, scores, n_boot, confidence, rng_seed)
-        return comp.metrics, comp.columns, comp.notes, comp.n_examples, comp.seeds_paired
-
     with reuse_replicates():  # every comparison of a task resamples the same test set
-        computed = map_forked(statistics, len(todo), workers)
-        for j, (i, key, setting, a, b, is_explicit) in enumerate(todo):
-            comp = new_comparison(setting, a, b, is_explicit)
-            got = computed[j] if computed is not None else statistics(j)
-            comp.metrics, comp.columns, comp.notes, comp.n_examples, comp.seeds_paired = got
+        for i, key, setting, a, b, is_explicit in todo:
+            comp = compare(setting, a, b, is_explicit, scores, n_boot, confidence, rng_seed)
             comparisons[i] = comp
             if kept is not None and key is not None:
                 kept.put(key, comp, [p for run in (*a.runs, *b.runs)

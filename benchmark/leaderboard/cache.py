@@ -139,9 +139,6 @@ class RecordCache(_JsonCache):
                          json.dumps([FORMAT, source_digest(), self.fields]))
         self._prefix = run_prefix(results)
         self._config_ids: dict[str, str] = {}  # canonical JSON -> digest, this build
-        # run folder -> its record's stat as taken in this build (the comparison keys reuse
-        # it: one stat per record per build, not one per cache)
-        self.stats: dict[str, FileStat | None] = {}
         self._configs: dict[str, Any] = {}  # digest -> task config, put in this build
 
     def rel(self, run_dir: str) -> str | None:
@@ -150,7 +147,7 @@ class RecordCache(_JsonCache):
     def get(self, run_dir: str) -> tuple[dict[str, Any] | None, FileStat | None]:
         """The cached reading of a run folder (None when absent or stale) and its record's
         current stat, to pass to :meth:`put` (taken before the record is read)."""
-        stat = self.stats[run_dir] = file_stat(os.path.join(run_dir, RECORD_FILE))
+        stat = file_stat(os.path.join(run_dir, RECORD_FILE))
         rel = self.rel(run_dir)
         entry = self.lookup(rel) if rel is not None else None
         if stat is None or not isinstance(entry, list) or len(entry) != 2 \
@@ -227,18 +224,9 @@ class QuantileCache(_JsonCache):
 class ComparisonCache(_JsonCache):
     """Each comparison's statistics by the digest of its inputs (see the module docstring)."""
 
-    def __init__(
-        self,
-        results: Path,
-        n_boot: int,
-        confidence: float,
-        rng_seed: int,
-        record_stats: dict[str, FileStat | None] | None = None,
-    ) -> None:
+    def __init__(self, results: Path, n_boot: int, confidence: float, rng_seed: int) -> None:
         super().__init__(results, COMPARISONS_FILE, f"{FORMAT}-{source_digest()}")
         self.results = Path(results)
-        # records' stats taken earlier in this build (RecordCache.stats), by run folder
-        self._record_stats = record_stats or {}
         self._prefix = run_prefix(results)
         self._options = [n_boot, confidence, rng_seed]
 
@@ -258,10 +246,8 @@ class ComparisonCache(_JsonCache):
             runs = []
             for run in row.runs:
                 folder = os.fspath(run.run_dir)
-                record = self._record_stats.get(folder)
-                if record is None:
-                    record = file_stat(os.path.join(folder, RECORD_FILE))
-                runs.append([self._rel(run.run_dir), run.seed, record,
+                runs.append([self._rel(run.run_dir), run.seed,
+                             file_stat(os.path.join(folder, RECORD_FILE)),
                              file_stat(os.path.join(folder, PREDICTIONS_FILE))])  # fmt: skip
             rows.append([row.name, row.label, row.data, row.sha256, runs])
         where = [setting.task, setting.kind, setting.protocol, setting.subset, setting.setting,

@@ -7,6 +7,8 @@ config but the backbone) and each backbone's metrics are summarised over seeds.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -15,49 +17,51 @@ from typing import Any
 from benchmark.layout import RunLayout
 from benchmark.leaderboard.cache import RecordCache
 from benchmark.leaderboard.model import DATA_ORDER, Problem, Row, Run, Setting
-from benchmark.leaderboard.reading import READING_FIELDS as READING_FIELDS  # the cache's
-from benchmark.leaderboard.reading import record_reading
-from benchmark.leaderboard.workers import RunRead, read_runs
-from benchmark.run_record import RecordError, read_record
+from benchmark.pretraining import UNKNOWN_DATA
+from benchmark.run_record import RecordError, RunRecord, read_record
 from benchmark.stats import SeedSummary, seed_interval
 
 
+def _record_problem(run_dir: Path, record: RunRecord | RecordError) -> Problem | None:
+    """Why a record cannot be shown as a result, or None when it can (the record validated
+    as a :class:`RunRecord` and is a completed run)."""
+    if isinstance(record, RecordError):
+        return Problem(record.what, run_dir, record.detail, record.task)
+    if not record.completed:
+        return Problem("failed run", run_dir, str(record.error or "no error message"),
+                       record.task)
+    return None
+
+
+def _setting_id(config: dict[str, Any]) -> str:
+    """A short hash of everything in the run config except the backbone."""
+    rest = {k: v for k, v in config.items() if k != "backbone"}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def collect(
-    results: Path, cache: RecordCache | None = None, workers: int = 1
-) -> tuple[list[Run], list[Problem], int, dict[Path, RunRead]]:
-    """Every completed run, the problems, how many record files were read, and the runs read
-    in worker processes (their score arrays: :class:`.compare.RunScoreLoader` takes them).
-    ``cache``: take unchanged records' readings from it (and put new ones in), see
-    :mod:`benchmark.leaderboard.cache`. ``workers``: processes for the records to read when
-    there are many (:mod:`benchmark.leaderboard.workers`); the result is the same for any."""
+    results: Path, cache: RecordCache | None = None
+) -> tuple[list[Run], list[Problem], int]:
+    """Every completed run, the problems, and how many record files were read. ``cache``: take
+    unchanged records' readings from it (and put new ones in), see
+    :mod:`benchmark.leaderboard.cache`."""
+    runs: list[Run] = []
+    problems: list[Problem] = []
     found = RunLayout(results).record_files()
-    looked: list[tuple[Path, str, Run | Problem | None, Any]] = []
     for path in found:
         run_dir = path.parent
         folder = os.fspath(run_dir)
         entry, stat = cache.get(folder) if cache is not None else (None, None)
         run = _from_reading(run_dir, entry) if entry is not None else None
-        looked.append((run_dir, folder, run, stat))
-    missed = [folder for _, folder, run, _ in looked if run is None]
-    read = read_runs(missed, workers) if workers > 1 else None
-    by_folder = dict(zip(missed, read, strict=True)) if read is not None else {}
-    runs: list[Run] = []
-    problems: list[Problem] = []
-    arrays: dict[Path, RunRead] = {}
-    for run_dir, folder, run, stat in looked:
         if run is None:
-            got = by_folder.get(folder)
-            if got is not None:
-                entry = got[0]
-                if got[1] is not None:
-                    arrays[run_dir] = got
-            else:
-                try:
-                    entry = record_reading(run_dir, read_record(run_dir))
-                except RecordError as err:
-                    entry = record_reading(run_dir, err)
-            # a read error may pass without the file changing: never cached
-            if cache is not None and not entry.get("io_error"):
+            cacheable = True
+            try:
+                entry = _reading(run_dir, read_record(run_dir))
+            except RecordError as err:
+                entry = _reading(run_dir, err)
+                cacheable = not err.io_error  # it may pass without the file changing
+            if cache is not None and cacheable:
                 cache.put(folder, stat, {k: v for k, v in entry.items() if k != "record"})
             run = _from_reading(run_dir, entry)
             assert run is not None
@@ -66,7 +70,35 @@ def collect(
         else:
             runs.append(run)
     problems += _unfinished(Path(results))
-    return runs, problems, len(found), arrays
+    return runs, problems, len(found)
+
+
+# what the leaderboard reads from a completed run's record: the fields of Run but its folder
+READING_FIELDS = ("task", "kind", "protocol", "subset", "setting", "backbone", "arch", "data",
+                  "sha256", "seed", "fixture", "ended", "metrics", "primary_metric",
+                  "task_config")  # fmt: skip
+
+
+def _reading(run_dir: Path, record: RunRecord | RecordError) -> dict[str, Any]:
+    """What the leaderboard takes from a record, as JSON values (the record cache's entry);
+    ``"record"`` keeps the object itself for this build (it is not stored)."""
+    problem = _record_problem(run_dir, record)
+    if problem is not None:
+        return {"problem": [problem.what, problem.message, problem.task]}
+    assert isinstance(record, RunRecord)
+    backbone = record.backbone
+    task_config = record.config.get("task")
+    return {
+        "task": record.task, "kind": record.kind, "protocol": record.protocol,
+        "subset": str(record.subset), "setting": _setting_id(record.config),
+        "backbone": backbone.name, "arch": backbone.arch,
+        "data": backbone.pretraining_data or UNKNOWN_DATA, "sha256": backbone.sha256,
+        "seed": record.seed, "fixture": bool(record.data.get("fixture", False)),
+        "ended": str(record.ended or ""), "metrics": record.metrics or {},
+        "primary_metric": str(record.primary_metric),
+        "task_config": task_config if isinstance(task_config, dict) else {},
+        "record": record,
+    }  # fmt: skip
 
 
 def _from_reading(run_dir: Path, entry: Any) -> Run | Problem | None:

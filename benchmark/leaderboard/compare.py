@@ -30,8 +30,7 @@ from benchmark.leaderboard.model import (
     Run,
     Setting,
 )
-from benchmark.leaderboard.workers import RunRead
-from benchmark.score_cache import ScoreArrayCache, stat_key
+from benchmark.score_cache import ScoreArrayCache
 from benchmark.scores import ExampleScores, ResampledMetric, RunScores, Scored
 from benchmark.stats import (
     MIN_TEST_EXAMPLES,
@@ -60,16 +59,9 @@ class _Side:
 class RunScoreLoader:
     """Per-run scores, loaded once per leaderboard (a backbone can be in several pairs)."""
 
-    def __init__(
-        self,
-        problems: list[Problem],
-        disk: ScoreArrayCache | None = None,
-        read: dict[Path, RunRead] | None = None,
-    ) -> None:
+    def __init__(self, problems: list[Problem], disk: ScoreArrayCache | None = None) -> None:
         self.problems = problems
         self.disk = disk  # the on-disk cache of score arrays (None: --no-cache)
-        # score arrays read in worker processes with the records (collect), by run folder
-        self.read = dict(read or {})
         self._scores: dict[Path, RunScores | None] = {}
         # the problems reading each run gave (the comparison cache stores them with its entry)
         self.run_problems: dict[Path, list[Problem]] = {}
@@ -82,9 +74,8 @@ class RunScoreLoader:
         return self._scores[run.run_dir]
 
     def prefetch(self, runs: Sequence[Run]) -> None:
-        """Load every run's predictions up front (timed apart from the bootstraps). Those not
-        read in worker processes with their records (:mod:`.workers`, a cold build of many
-        runs) are read here: np.load holds the GIL for most of its work, and threads measured
+        """Load every run's predictions up front (timed apart from the bootstraps). In this
+        process on purpose: np.load holds the GIL for most of its work, and threads measured
         three times slower than this loop."""
         for run in runs:
             self.get(run)
@@ -99,21 +90,12 @@ class RunScoreLoader:
         if spec.scores is None:
             return None
         try:
-            if spec.score_arrays and spec.scores_from_arrays:
-                arrays, key = (self.disk.get(run.run_dir, run.kind) if self.disk is not None
-                               else (None, None))  # fmt: skip
+            if self.disk is not None and spec.score_arrays and spec.scores_from_arrays:
+                arrays, key = self.disk.get(run.run_dir, run.kind)
                 if arrays is None:
-                    got = self.read.pop(run.run_dir, None)
-                    checked = got is not None and got[1] is not None
-                    if checked:  # read in a worker, which checked the stat before and after
-                        arrays, key = got[1], got[2]  # type: ignore[index]
-                    else:
-                        if self.disk is not None and key is None:
-                            key = stat_key(run.run_dir)
-                        arrays = spec.score_arrays(run.run_dir, run.record)
-                    if self.disk is not None:
-                        self.disk.put(run.run_dir, run.kind, key, arrays, checked=checked)
-                scores = spec.scores_from_arrays(arrays)
+                    arrays = spec.score_arrays(run.run_dir, run.record)
+                    self.disk.put(run.run_dir, run.kind, key, arrays)
+                scores = spec.scores_from_arrays(arrays, run.record)
             else:
                 scores = spec.scores(run.run_dir, run.record)
         except (OSError, ValueError, KeyError, IndexError, BenchError, zipfile.BadZipFile) as err:
@@ -121,7 +103,7 @@ class RunScoreLoader:
                 "unreadable predictions", run.run_dir,
                 f"{type(err).__name__}: {err}; left out of the paired tests", run.task))
             return None
-        return self._checked(run, scores, [run.primary_metric])
+        return self._checked(run, scores, [str(run.record.primary_metric)])
 
     def _checked(self, run: Run, scores: RunScores, metrics: Sequence[str]) -> RunScores | None:
         """Predictions must reproduce the record's own (primary) number, or they are not its
