@@ -19,6 +19,7 @@ from helpers import bench
 from synthetic_records import logits_with_correct, write_classification_run
 
 import benchmark.analysis.classification
+import benchmark.analysis.npz
 from benchmark import stats
 from benchmark.leaderboard.cache import COMPARISONS_FILE, QUANTILES_FILE, RECORDS_FILE
 from benchmark.leaderboard.collect import READING_FIELDS
@@ -295,5 +296,22 @@ def test_predictions_that_are_not_an_archive_are_a_problem(
     broken = next(results.glob("runs/*/*/original_r18/*/predictions.npz"))
     with broken.open("wb") as handle:
         np.save(handle, np.zeros(3))
+    markdown, _ = _build(results, tmp_path / "a")
+    assert "unreadable predictions" in markdown
+
+
+def test_damaged_compressed_predictions_are_a_problem(results: Path, tmp_path: Path) -> None:
+    """Runs write np.savez_compressed archives: a flipped byte in the deflate data raises
+    zlib.error inside np.load, listed as unreadable predictions like any damaged file (found
+    by review: it ended the whole build with exit 1)."""
+    broken = next(results.glob("runs/*/*/original_r18/*/predictions.npz"))
+    arrays = dict(np.load(broken))
+    np.savez_compressed(broken, **arrays)
+    data = bytearray(broken.read_bytes())
+    start = data.find(b"logits.npy") + len("logits.npy") + 40  # inside the member's deflate data
+    data[start:start + 8] = bytes(b ^ 0xFF for b in data[start:start + 8])
+    broken.write_bytes(bytes(data))
+    with pytest.raises(ValueError):
+        benchmark.analysis.npz.read_npz(broken)
     markdown, _ = _build(results, tmp_path / "a")
     assert "unreadable predictions" in markdown

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -77,4 +78,7 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy (or pickle): not an archive
         raise ValueError(f"{path} is not an .npz archive")
     with loaded as npz:
-        return {k: npz[k] for k in npz.files}
+        try:
+            return {k: npz[k] for k in npz.files}
+        except zlib.error as err:  # damaged deflate data (np.savez_compressed): not a crash
+            raise ValueError(f"{path}: damaged compressed data ({err})") from None
