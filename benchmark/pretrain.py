@@ -226,7 +226,7 @@ def _check_request(req: PretrainRequest) -> PretrainRecipe:
         if any(e.name == req.name for e in backbone_registry.read_registry_file(user)):
             raise BenchError(f"--name {req.name}: already registered in {user} (pass --force "
                              f"to train and register it again).")  # fmt: skip
-    folder = req.out / req.name
+    folder = PretrainLayout(req.out, req.name).folder
     if (folder / RECORD_FILE).is_file() and not req.force:
         raise BenchError(f"{folder} already holds a pretrained backbone (pass --force to "
                          f"replace it).")  # fmt: skip
@@ -251,7 +251,7 @@ def already_pretrained(req: PretrainRequest) -> dict[str, Any] | None:
     epoch limit, on data with the same identity, and still registered (user registry) with the
     weights it saved. ``bench pretrain`` itself refuses an existing name without ``--force``;
     the study demo asks this first so that a rerun is "already done" instead."""
-    path = req.out / req.name / RECORD_FILE
+    path = PretrainLayout(req.out, req.name).folder / RECORD_FILE
     if not path.is_file():
         return None
     try:
@@ -260,10 +260,11 @@ def already_pretrained(req: PretrainRequest) -> dict[str, Any] | None:
         return None  # unreadable: train again (with force) and replace it
     if not isinstance(record, dict):
         return None
+    recipe = resolve_recipe(req)
     wanted = {
         "arch": req.arch, "pretraining_data": req.pretrain_data, "seed": req.seed,
-        "recipe": resolve_recipe(req).model_dump(mode="json"),
-        "max_epochs": req.trainer.max_epochs or resolve_recipe(req).train.epochs,
+        "recipe": recipe.model_dump(mode="json"),
+        "max_epochs": req.trainer.max_epochs or recipe.train.epochs,
         "max_steps": req.trainer.max_steps,
         "data_sha256": imagenet_folder.folder_identity(req.data)["sha256"],
     }  # fmt: skip

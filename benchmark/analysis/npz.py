@@ -57,6 +57,12 @@ def _array(raw: bytes, name: str) -> np.ndarray:
     return array.reshape(shape[::-1]).transpose() if fortran_order else array.reshape(shape)
 
 
+# what reading a run's predictions can raise when the file is missing, damaged or not what its
+# kind expects: the leaderboard lists such a run as a problem instead of stopping
+READ_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, KeyError, IndexError,
+                                            zipfile.BadZipFile)  # fmt: skip
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` archive by name, as ``np.load`` gives them. Anything the fast
     path does not expect (not a zip, a member that is not an ``.npy``, a damaged archive) goes

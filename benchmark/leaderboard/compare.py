@@ -10,7 +10,6 @@ the kind; this module only sees :class:`benchmark.scores.RunScores`.
 from __future__ import annotations
 
 import math
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.analysis.kinds import kind_analysis
+from benchmark.analysis.npz import READ_ERRORS
 from benchmark.errors import BenchError
 from benchmark.leaderboard.model import (
     COMPARED_DATA,
@@ -98,7 +98,7 @@ class RunScoreLoader:
                 scores = spec.scores_from_arrays(arrays, run.record)
             else:
                 scores = spec.scores(run.run_dir, run.record)
-        except (OSError, ValueError, KeyError, IndexError, BenchError, zipfile.BadZipFile) as err:
+        except (*READ_ERRORS, BenchError) as err:
             self.problems.append(Problem(
                 "unreadable predictions", run.run_dir,
                 f"{type(err).__name__}: {err}; left out of the paired tests", run.task))

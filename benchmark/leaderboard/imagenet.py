@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.analysis.imagenet import per_category
-from benchmark.analysis.npz import read_npz
+from benchmark.analysis.npz import READ_ERRORS, read_npz
 from benchmark.errors import BenchError
 from benchmark.layout import predictions_file
 from benchmark.leaderboard.formats import level_text, pts, signed
@@ -300,8 +299,7 @@ def imagenet_pairs(
         run_a, run_b, seeds_text = pick_runs(a, b)
         try:
             result = compare_runs(run_a.run_dir, run_b.run_dir, supercategories, confidence)
-        except (BenchError, OSError, ValueError, KeyError, IndexError,
-                zipfile.BadZipFile) as err:  # fmt: skip
+        except (*READ_ERRORS, BenchError) as err:
             problems.append(Problem(
                 "not compared", run_b.run_dir, f"ImageNet per-category comparison of "
                 f"{b.label} with {a.label}: {err}", setting.task))  # fmt: skip
@@ -423,12 +421,12 @@ def csv_rows(
                    "confidence": confidence,
                    "category": "top1_drop vs faces"}  # fmt: skip
         for r in c.rows:
-            for metric, key in (("top1", "top1"), ("top5", "top5"), ("ap", "ap")):
+            for metric in ("top1", "top5", "ap"):
                 yield {**base, "section": "category", "metric": metric,
                        "category": r["category"], "supercategory": r.get("supercategory"),
                        "images": r["images"], "faces": r["faces"],
-                       "original_value": r[f"{key}_original"],
-                       "compared_value": r[f"{key}_compared"], "drop": r[f"{key}_drop"]}
+                       "original_value": r[f"{metric}_original"],
+                       "compared_value": r[f"{metric}_compared"], "drop": r[f"{metric}_drop"]}
         for g in c.supercategories:
             yield {**base, "section": "supercategory", "metric": "top1",
                    "supercategory": g["supercategory"], "n": g["categories"],
