@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchmark.stats import common_denominator, multiplicities
+
 
 @dataclass(frozen=True)
 class ExampleScores:
@@ -92,17 +94,6 @@ class RunScores:
 # --------------------------------------------------------------------------- helpers
 
 
-def multiplicities(idx: np.ndarray, n: int) -> np.ndarray:
-    """``[R, N]`` float counts: how often each example occurs in each resample row.
-
-    Metrics that are sums over examples become one matrix product ``counts @ X`` for a whole
-    chunk of replicates, instead of a gather per replicate.
-    """
-    rows = idx.shape[0]
-    flat = (idx + (np.arange(rows) * n)[:, None]).ravel()
-    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(np.float64)
-
-
 def nanmean_rows(values: np.ndarray) -> np.ndarray:
     """Mean over the last axis ignoring NaN, NaN (no warning) where a row is all NaN."""
     valid = ~np.isnan(values)
@@ -133,17 +124,26 @@ def mean_per_class_accuracy_metric(
     correct: np.ndarray, target: np.ndarray, num_classes: int, merge_key: str | None = None
 ) -> ResampledMetric:
     """Mean over the classes present in a resample of their accuracy, for a chunk of resamples
-    with two ``bincount`` calls (keyed by replicate x class). Seeds merge (the class counts are
-    the targets')."""
+    with two matrix products of the replicates' multiplicity counts (shared by every metric
+    and comparison over the same test set, see :func:`benchmark.stats.multiplicities`). Seeds
+    merge (the class counts are the targets').
+
+    ``correct`` is 0/1 for one run, and the mean over seeds (``k / S``) once merged. When it is
+    a fraction with a small common denominator ``D`` the hits are summed as integer numerators
+    (exact in float64), so each class's accuracy is the correctly rounded ``hits / (seen * D)``
+    whatever the order of the sum."""
+    denominator = common_denominator(correct)
+    onehot = np.zeros((len(target), num_classes))
+    onehot[np.arange(len(target)), target] = 1.0
+    if denominator is None:
+        hit_weights, denominator = onehot * correct[:, None], 1
+    else:
+        hit_weights = onehot * np.rint(correct * denominator)[:, None]
 
     def compute(idx: np.ndarray) -> np.ndarray:
-        rows = idx.shape[0]
-        keys = (target[idx] + (np.arange(rows) * num_classes)[:, None]).ravel()
-        size = rows * num_classes
-        hits = np.bincount(keys, weights=correct[idx].ravel(), minlength=size)
-        counts = np.bincount(keys, minlength=size).astype(np.float64)
+        counts = multiplicities(idx, len(target))
         with np.errstate(invalid="ignore", divide="ignore"):
-            acc = (hits / counts).reshape(rows, num_classes)
+            acc = (counts @ hit_weights) / ((counts @ onehot) * denominator)
         return nanmean_rows(acc)
 
     key = array_key(target) if merge_key is None else merge_key

@@ -177,3 +177,30 @@ def test_merged_seeds_equal_the_mean_over_seeds() -> None:
     (idx,) = list(bootstrap_indices(len(target), 40, rng_seed=3))
     want = np.mean([s.compute(idx) for s in seeds], axis=0)
     assert merged.compute(idx) == pytest.approx(want)
+
+
+def test_merged_mean_per_class_accuracy_is_exact_and_order_free() -> None:
+    """Seed means k / 3 are summed as integer numerators: each class's accuracy is the correctly
+    rounded fraction, so the value does not depend on the order of the examples (a float sum of
+    thirds would), and equals the exact rational computation."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(11)
+    n, c = 240, 6
+    target = rng.integers(0, c, n)
+    runs = (rng.random((3, n)) < 0.55).astype(float)
+    mean = runs.mean(axis=0)
+    metric = mean_per_class_accuracy_metric(runs[0], target, c).rebuild(mean)
+    (idx,) = list(bootstrap_indices(n, 60, rng_seed=5))
+    got = metric.compute(idx)
+    order = rng.permutation(n)  # the same examples, stored in another order
+    shuffled = mean_per_class_accuracy_metric(runs[0][order], target[order], c).rebuild(
+        mean[order])
+    position = np.argsort(order)  # example i now sits at position[i]
+    assert shuffled.compute(position[idx]).tolist() == got.tolist()
+    hits = runs.sum(axis=0).astype(int)
+    for row, value in zip(idx, got, strict=True):
+        accs = [float(Fraction(int(hits[row][target[row] == k].sum()),
+                               3 * int((target[row] == k).sum())))
+                for k in range(c) if (target[row] == k).any()]  # fmt: skip
+        assert value == np.sum(accs) / len(accs)
