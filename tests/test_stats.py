@@ -491,3 +491,19 @@ def test_common_denominator_fast_path_equals_the_definition(seed: int) -> None:
         assert stats.common_denominator(values) == _slow_common_denominator(values)
     measured = rng.normal(size=50)
     assert stats.common_denominator(measured) is None is _slow_common_denominator(measured)
+
+
+def test_percentile_interval_is_numpys_quantile_bit_for_bit() -> None:
+    rng = np.random.default_rng(5)
+    for trial in range(400):
+        rows = int(rng.integers(1, 60)) if trial % 4 == 0 else int(rng.integers(100, 2500))
+        shape = (rows,) if trial % 2 else (rows, int(rng.integers(1, 12)))
+        values = rng.integers(-30, 30, size=shape) / float(rng.integers(1, 50))  # many ties
+        if trial % 3 == 0:
+            values = rng.normal(size=shape)
+        for confidence in (0.95, 0.9, 0.99, 0.5, 0.999):
+            low, high = stats._percentile_interval(values, confidence)
+            tail = (1.0 - confidence) / 2.0
+            want = np.quantile(values, [tail, 1.0 - tail], axis=0)
+            assert repr(np.asarray(low).tolist()) == repr(want[0].tolist())
+            assert repr(np.asarray(high).tolist()) == repr(want[1].tolist())

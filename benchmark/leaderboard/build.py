@@ -16,7 +16,7 @@ from benchmark.errors import BenchError
 from benchmark.layout import RunLayout
 from benchmark.leaderboard.cache import ComparisonCache, QuantileCache, RecordCache
 from benchmark.leaderboard.collect import READING_FIELDS, collect, group_settings
-from benchmark.leaderboard.compare import RunScoreLoader, compare, new_comparison
+from benchmark.leaderboard.compare import RunScoreLoader, compare_all, new_comparison
 from benchmark.leaderboard.formats import level_text
 from benchmark.leaderboard.imagenet import imagenet_pairs, read_supercategories
 from benchmark.leaderboard.model import Comparison, Leaderboard, Problem, Row, Setting
@@ -113,8 +113,9 @@ def build(
     t0 = time.perf_counter()
     with reuse_replicates(), _one_blas_thread(bool(todo)):
         # every comparison of a task resamples the same test set
-        for i, key, setting, a, b, is_explicit in todo:
-            comp = compare(setting, a, b, is_explicit, scores, n_boot, confidence, rng_seed)
+        done = compare_all([(setting, a, b, is_explicit) for _, _, setting, a, b, is_explicit
+                            in todo], scores, n_boot, confidence, rng_seed)  # fmt: skip
+        for (i, key, _, a, b, _), comp in zip(todo, done, strict=True):
             comparisons[i] = comp
             if kept is not None and key is not None:
                 kept.put(key, comp, [p for run in (*a.runs, *b.runs)
