@@ -24,6 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from benchmark.stats import common_denominator, multiplicities
+
+# Up to this many examples x classes, mean per-class accuracy is a dense product of the
+# replicates' counts (shared with every other metric, see benchmark.stats.LinearJob); beyond
+# it, two bincounts per chunk of replicates (the dense weights would not fit in memory).
+_DENSE_CLASS_ELEMENTS = 1 << 20
+
 
 @dataclass(frozen=True)
 class ExampleScores:
@@ -67,6 +74,9 @@ class ResampledMetric:
     values: np.ndarray | None = None
     rebuild: Callable[[np.ndarray], ResampledMetric] | None = None
     merge_key: str = ""
+    # the same metric as ``finish(counts @ weights)`` with integer-valued ``weights [N, W]``
+    # (see benchmark.stats.LinearJob): lets the leaderboard batch it with other comparisons
+    linear: tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]] | None = None
 
 
 Scored = ExampleScores | ResampledMetric
@@ -90,17 +100,6 @@ class RunScores:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def multiplicities(idx: np.ndarray, n: int) -> np.ndarray:
-    """``[R, N]`` float counts: how often each example occurs in each resample row.
-
-    Metrics that are sums over examples become one matrix product ``counts @ X`` for a whole
-    chunk of replicates, instead of a gather per replicate.
-    """
-    rows = idx.shape[0]
-    flat = (idx + (np.arange(rows) * n)[:, None]).ravel()
-    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(np.float64)
 
 
 def nanmean_rows(values: np.ndarray) -> np.ndarray:
@@ -133,18 +132,44 @@ def mean_per_class_accuracy_metric(
     correct: np.ndarray, target: np.ndarray, num_classes: int, merge_key: str | None = None
 ) -> ResampledMetric:
     """Mean over the classes present in a resample of their accuracy, for a chunk of resamples
-    with two ``bincount`` calls (keyed by replicate x class). Seeds merge (the class counts are
-    the targets')."""
+    with one matrix product of the replicates' multiplicity counts (shared by every metric and
+    comparison over the same test set, see :func:`benchmark.stats.multiplicities`), or two
+    bincounts for many classes. Seeds merge (the class counts are the targets').
 
-    def compute(idx: np.ndarray) -> np.ndarray:
-        rows = idx.shape[0]
-        keys = (target[idx] + (np.arange(rows) * num_classes)[:, None]).ravel()
-        size = rows * num_classes
-        hits = np.bincount(keys, weights=correct[idx].ravel(), minlength=size)
-        counts = np.bincount(keys, minlength=size).astype(np.float64)
+    ``correct`` is 0/1 for one run, and the mean over seeds (``k / S``) once merged. When it is
+    a fraction with a small common denominator ``D`` the hits are summed as integer numerators
+    (exact in float64), so each class's accuracy is the correctly rounded ``hits / (seen * D)``
+    whatever the order of the sum."""
+    denominator = common_denominator(correct)
+    exact = denominator is not None
+    numerators = np.rint(correct * denominator) if exact else correct
+    denominator = denominator or 1
+    n = len(target)
+
+    def finish(sums: np.ndarray) -> np.ndarray:
+        """Sums of ``[hits | examples]`` per class -> the mean of the present classes' accuracy."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            acc = (hits / counts).reshape(rows, num_classes)
+            acc = sums[:, :num_classes] / (sums[:, num_classes:] * denominator)
         return nanmean_rows(acc)
+
+    if n * num_classes <= _DENSE_CLASS_ELEMENTS:
+        weights = np.zeros((n, 2 * num_classes))
+        weights[np.arange(n), target] = numerators
+        weights[np.arange(n), num_classes + target] = 1.0
+
+        def compute(idx: np.ndarray) -> np.ndarray:
+            return finish(multiplicities(idx, n) @ weights)
+
+    else:  # 1,000 classes over 50,000 images: a dense [N, 2C] would take 800 MB
+
+        def compute(idx: np.ndarray) -> np.ndarray:
+            rows = idx.shape[0]
+            keys = (target[idx] + (np.arange(rows) * num_classes)[:, None]).ravel()
+            size = rows * num_classes
+            hits = np.bincount(keys, weights=numerators[idx].ravel(), minlength=size)
+            seen = np.bincount(keys, minlength=size).astype(np.float64)
+            return finish(np.concatenate([hits.reshape(rows, num_classes),
+                                          seen.reshape(rows, num_classes)], axis=1))  # fmt: skip
 
     key = array_key(target) if merge_key is None else merge_key
     return ResampledMetric(
@@ -152,6 +177,7 @@ def mean_per_class_accuracy_metric(
         values=correct,
         rebuild=lambda mean: mean_per_class_accuracy_metric(mean, target, num_classes, key),
         merge_key=key,
+        linear=(weights, finish) if exact and n * num_classes <= _DENSE_CLASS_ELEMENTS else None,
     )
 
 

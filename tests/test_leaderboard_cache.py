@@ -131,18 +131,18 @@ def test_corrupt_cache_is_rebuilt_and_removed_runs_dropped(
 def work(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[object]]:
     """Every record the leaderboard validates and every comparison it computes."""
     seen: dict[str, list[object]] = {"records": [], "comparisons": []}
-    real_read, real_compare = collect_module.read_record, build_module.compare
+    real_read, real_compare = collect_module.read_record, build_module.compare_all
 
     def reading(run_dir: Path) -> object:
         seen["records"].append(Path(run_dir))
         return real_read(run_dir)
 
-    def comparing(*args: object, **kwargs: object) -> object:
-        seen["comparisons"].append(args[0])
-        return real_compare(*args, **kwargs)
+    def comparing(items: list, *args: object, **kwargs: object) -> object:
+        seen["comparisons"] += [item[0] for item in items]
+        return real_compare(items, *args, **kwargs)
 
     monkeypatch.setattr(collect_module, "read_record", reading)
-    monkeypatch.setattr(build_module, "compare", comparing)
+    monkeypatch.setattr(build_module, "compare_all", comparing)
     return seen
 
 

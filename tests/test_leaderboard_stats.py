@@ -177,3 +177,87 @@ def test_merged_seeds_equal_the_mean_over_seeds() -> None:
     (idx,) = list(bootstrap_indices(len(target), 40, rng_seed=3))
     want = np.mean([s.compute(idx) for s in seeds], axis=0)
     assert merged.compute(idx) == pytest.approx(want)
+
+
+def test_merged_mean_per_class_accuracy_is_exact_and_order_free() -> None:
+    """Seed means k / 3 are summed as integer numerators: each class's accuracy is the correctly
+    rounded fraction, so the value does not depend on the order of the examples (a float sum of
+    thirds would), and equals the exact rational computation."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(11)
+    n, c = 240, 6
+    target = rng.integers(0, c, n)
+    runs = (rng.random((3, n)) < 0.55).astype(float)
+    mean = runs.mean(axis=0)
+    metric = mean_per_class_accuracy_metric(runs[0], target, c).rebuild(mean)
+    (idx,) = list(bootstrap_indices(n, 60, rng_seed=5))
+    got = metric.compute(idx)
+    order = rng.permutation(n)  # the same examples, stored in another order
+    shuffled = mean_per_class_accuracy_metric(runs[0][order], target[order], c).rebuild(
+        mean[order])
+    position = np.argsort(order)  # example i now sits at position[i]
+    assert shuffled.compute(position[idx]).tolist() == got.tolist()
+    hits = runs.sum(axis=0).astype(int)
+    for row, value in zip(idx, got, strict=True):
+        accs = [float(Fraction(int(hits[row][target[row] == k].sum()),
+                               3 * int((target[row] == k).sum())))
+                for k in range(c) if (target[row] == k).any()]  # fmt: skip
+        assert value == np.sum(accs) / len(accs)
+
+
+def test_batched_comparisons_equal_one_at_a_time(tmp_path, monkeypatch) -> None:
+    """compare_all (every linear bootstrap of many comparisons in shared products, in rounds
+    bounded by memory) gives each comparison exactly what compare gives it alone: two tasks of
+    different test-set sizes, 3 seeds (means k / 3), one backbone with a run's examples in
+    another order (its seeds are not merged, so mean per-class accuracy takes the callable
+    route), and a damaged predictions file on one run."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from synthetic_records import logits_with_correct, write_classification_run
+
+    from benchmark.leaderboard import compare as compare_module
+    from benchmark.leaderboard.collect import collect, group_settings
+    from benchmark.leaderboard.pairs import find_pairs
+    from benchmark.stats import reuse_replicates
+
+    rng = np.random.default_rng(2)
+    names = [f"c{i}" for i in range(5)]
+    for task, n in (("cifar10", 60), ("sun397", 85)):
+        target = np.arange(n) % 5
+        for data, rate in (("original", 0.7), ("blurred", 0.6)):
+            for arch in ("resnet18", "resnet50"):
+                for seed in range(3):
+                    logits = logits_with_correct(target, rng.random(n) < rate, 5, rng)
+                    ids = [f"test/{i}" for i in range(n)]
+                    order = np.arange(n)
+                    if arch == "resnet50" and data == "blurred" and seed == 1:
+                        order = rng.permutation(n)  # same examples, another order
+                    write_classification_run(
+                        tmp_path, f"{data}_{arch}", arch, data, seed, logits[order],
+                        target[order], names, task=task, example_ids=[ids[i] for i in order])
+    damaged = next(tmp_path.glob("runs/sun397/*/original_resnet18/seed2*"))
+    (damaged / "predictions.npz").write_bytes(b"PK\x03\x04 not an archive")
+    runs, problems, _ = collect(tmp_path)
+    settings = group_settings(runs, problems)
+    found = find_pairs(settings, [], problems)
+    assert len(found) == 4
+
+    def statistics(comparisons: list) -> str:
+        return repr([(c.metrics, c.columns, c.notes, c.n_examples, c.seeds_paired)
+                     for c in comparisons])  # fmt: skip
+
+    with reuse_replicates():
+        alone = [compare_module.compare(*item, compare_module.RunScoreLoader([]), 400, 0.95, 1)
+                 for item in found]  # fmt: skip
+    with reuse_replicates():
+        together = compare_module.compare_all(found, compare_module.RunScoreLoader([]), 400,
+                                              0.95, 1)  # fmt: skip
+    monkeypatch.setattr(compare_module, "_HELD_JOB_BYTES", 1)  # a round per job
+    small_rounds = compare_module.compare_all(found, compare_module.RunScoreLoader([]), 400,
+                                              0.95, 1)  # fmt: skip
+    assert statistics(together) == statistics(alone) == statistics(small_rounds)
+    assert any(m.metric == "mean_per_class_accuracy" and m.paired is not None
+               for c in together for m in c.metrics)  # fmt: skip

@@ -399,3 +399,111 @@ def test_bad_parameters_raise() -> None:
         paired_bootstrap_mean_columns(np.full((5, 2), np.inf), np.zeros((5, 2)))
     with pytest.raises(ValueError):
         bootstrap_indices(10, -1)
+
+
+# ----------------------------------------------------------------- shared replicate counts
+
+
+def _summary_fields(result: stats.DeltaResult) -> tuple:
+    return tuple(repr(getattr(result, f)) for f in ("delta", "low", "high", "p_value", "n_boot",
+                                                    "n_examples", "confidence"))  # fmt: skip
+
+
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("n", [200, 5])
+def test_column_summaries_equal_the_one_column_summary_bit_for_bit(exact: bool, n: int) -> None:
+    """The vectorised per-column summary is the 1-D one, to the last bit, for every column kind:
+    finite, with undefined (NaN) replicates, a NaN point, near-zero ties, N below the minimum."""
+    rng = np.random.default_rng(7)
+    deltas = rng.integers(-40, 40, size=(2000, 9)) / 37.0
+    deltas[:, 1] *= 1e-10  # ties within the tolerance (snapped when not exact)
+    deltas[::7, 2] = np.nan
+    deltas[:, 3] = 0.0
+    points = rng.normal(size=9) / 10
+    points[4] = np.nan
+    points[5] = 3e-10
+    for confidence in (0.95, 0.9):
+        got = stats._summarise_columns(points, deltas, confidence, n, exact=exact)
+        want = [stats._summarise(float(points[j]), deltas[:, j].copy(), confidence, n,
+                                 exact=exact) for j in range(9)]  # fmt: skip
+        assert [_summary_fields(r) for r in got] == [_summary_fields(r) for r in want]
+
+
+def test_shared_counts_are_the_bincount_and_change_no_result() -> None:
+    """Inside reuse_replicates a kept replicate chunk's counts are computed once and shared;
+    they equal a fresh bincount, and every bootstrap gives the same bits with and without."""
+    rng = np.random.default_rng(3)
+    n = 150
+    a = (rng.random((3, n)) < 0.7).astype(float)
+    b = (rng.random((2, n)) < 0.6).astype(float)
+    cont_a, cont_b = rng.normal(size=(3, n)), rng.normal(size=(2, n))
+    cols_a = np.where(rng.random((3, n, 4)) < 0.3, np.nan, a[:, :, None])
+    cols_b = np.where(np.isnan(cols_a[:2]), np.nan, b[:, :, None])
+
+    def everything() -> list:
+        return [stats.paired_bootstrap_mean(a, b, n_boot=700, rng_seed=2),
+                stats.paired_bootstrap_mean(cont_a, cont_b, n_boot=700, rng_seed=2),
+                stats.paired_bootstrap_mean_columns(cols_a, cols_b, n_boot=700, rng_seed=2)]
+
+    plain = everything()
+    with stats.reuse_replicates():
+        chunks = list(stats._index_chunks(n, 700, 2))
+        first = stats.multiplicities(chunks[0], n)
+        assert stats.multiplicities(chunks[0], n) is first  # computed once
+        assert not first.flags.writeable
+        np.testing.assert_array_equal(first, stats._bincount_rows(chunks[0], n))
+        assert stats.multiplicities(chunks[0].copy(), n) is not first  # only kept chunks
+        shared = everything()
+    assert repr(shared) == repr(plain)
+
+
+def test_shared_counts_respect_the_memory_bound() -> None:
+    with stats.reuse_replicates(max_bytes=200 * 100 * 8 * 3):
+        for n in (100, 101, 102):  # three streams of 200 x n indices: counts push the first out
+            for idx in stats._index_chunks(n, 200, 0):
+                stats.multiplicities(idx, n)
+        cache = stats._REUSE
+        assert cache is not None
+        used = sum(c.nbytes for v in cache.chunks.values() for c in v)
+        used += sum(c.nbytes for _, c in cache.counts.values())
+        assert used <= cache.max_bytes
+        assert (100, 200, 0) not in cache.chunks
+
+
+def _slow_common_denominator(values: np.ndarray) -> int | None:
+    """The definition: lcm of each distinct value's best fraction (denominator <= 4096)."""
+    from fractions import Fraction
+
+    d = 1
+    for v in np.unique(values).tolist():
+        d = math.lcm(d, Fraction(v).limit_denominator(4096).denominator)
+        if d > 4096:
+            return None
+    scaled = np.unique(values) * d
+    return d if np.max(np.abs(scaled - np.rint(scaled))) < 1e-9 else None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_common_denominator_fast_path_equals_the_definition(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for denominator in (1, 2, 3, 7, 25, 48, 64, 65, 97, 1000, 4096):
+        values = rng.integers(0, 3 * denominator, size=50) / denominator
+        assert stats.common_denominator(values) == _slow_common_denominator(values)
+    measured = rng.normal(size=50)
+    assert stats.common_denominator(measured) is None is _slow_common_denominator(measured)
+
+
+def test_percentile_interval_is_numpys_quantile_bit_for_bit() -> None:
+    rng = np.random.default_rng(5)
+    for trial in range(400):
+        rows = int(rng.integers(1, 60)) if trial % 4 == 0 else int(rng.integers(100, 2500))
+        shape = (rows,) if trial % 2 else (rows, int(rng.integers(1, 12)))
+        values = rng.integers(-30, 30, size=shape) / float(rng.integers(1, 50))  # many ties
+        if trial % 3 == 0:
+            values = rng.normal(size=shape)
+        for confidence in (0.95, 0.9, 0.99, 0.5, 0.999):
+            low, high = stats._percentile_interval(values, confidence)
+            tail = (1.0 - confidence) / 2.0
+            want = np.quantile(values, [tail, 1.0 - tail], axis=0)
+            assert repr(np.asarray(low).tolist()) == repr(want[0].tolist())
+            assert repr(np.asarray(high).tolist()) == repr(want[1].tolist())

@@ -6,7 +6,8 @@ The only module that knows the order of the steps: collect, pair, compare, plot,
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from benchmark.errors import BenchError
 from benchmark.layout import RunLayout
 from benchmark.leaderboard.cache import ComparisonCache, QuantileCache, RecordCache
 from benchmark.leaderboard.collect import READING_FIELDS, collect, group_settings
-from benchmark.leaderboard.compare import RunScoreLoader, compare, new_comparison
+from benchmark.leaderboard.compare import RunScoreLoader, compare_all, new_comparison
 from benchmark.leaderboard.formats import level_text
 from benchmark.leaderboard.imagenet import imagenet_pairs, read_supercategories
 from benchmark.leaderboard.model import Comparison, Leaderboard, Problem, Row, Setting
@@ -110,9 +111,11 @@ def build(
         if disk.save():
             timings["write score cache"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    with reuse_replicates():  # every comparison of a task resamples the same test set
-        for i, key, setting, a, b, is_explicit in todo:
-            comp = compare(setting, a, b, is_explicit, scores, n_boot, confidence, rng_seed)
+    with reuse_replicates(), _one_blas_thread(bool(todo)):
+        # every comparison of a task resamples the same test set
+        done = compare_all([(setting, a, b, is_explicit) for _, _, setting, a, b, is_explicit
+                            in todo], scores, n_boot, confidence, rng_seed)  # fmt: skip
+        for (i, key, _, a, b, _), comp in zip(todo, done, strict=True):
             comparisons[i] = comp
             if kept is not None and key is not None:
                 kept.put(key, comp, [p for run in (*a.runs, *b.runs)
@@ -167,6 +170,21 @@ def build(
 
 OVERVIEW_FILE = "plots/overview.png"
 IMAGENET_CSV = "leaderboard_imagenet.csv"
+
+
+@contextmanager
+def _one_blas_thread(active: bool) -> Iterator[None]:
+    """One BLAS thread for the bootstraps: their products are small ([2000, N] x [N, <= 2K]),
+    and OpenBLAS's second thread made them slower, not faster, measured on 2 cores (a 655 x 200
+    by 200 x 10 product: 0.19 ms on one thread, 0.7-0.9 ms on two). Not even imported when
+    every comparison comes from the cache."""
+    if not active:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def _identity(problem: Problem) -> tuple[str, str, str, str]:

@@ -10,7 +10,8 @@ the kind; this module only sees :class:`benchmark.scores.RunScores`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,18 @@ from benchmark.scores import ExampleScores, ResampledMetric, RunScores, Scored
 from benchmark.stats import (
     MIN_TEST_EXAMPLES,
     DeltaResult,
+    LinearJob,
     SeedSummary,
     holm_adjust,
     paired_bootstrap_batched,
     paired_bootstrap_batched_columns,
     paired_bootstrap_mean,
     paired_bootstrap_mean_columns,
+    paired_mean_columns_job,
+    paired_mean_job,
+    run_linear_jobs,
     seed_delta_interval,
+    summarise_linear_job,
     verdict,
 )
 
@@ -163,23 +169,67 @@ def _resampler(scored: Scored, perm: np.ndarray | None) -> Callable[[np.ndarray]
     return lambda idx: scored.compute(perm[idx])
 
 
-def _merged(scored: list[Any], perms: list[np.ndarray | None]) -> list[Any] | None:
-    """One resampler for all seeds of a side when the metric allows it (see
+def _merged(scored: list[Any], perms: list[np.ndarray | None]) -> ResampledMetric | None:
+    """One metric for all seeds of a side when the metric allows it (see
     :class:`benchmark.scores.ResampledMetric`): the cost then does not grow with seeds."""
     if len(scored) < 2 or not all(isinstance(s, ResampledMetric) and s.rebuild is not None
                                   and s.values is not None for s in scored):
         return None
     if len({s.merge_key for s in scored}) != 1:
         return None
-    mean = np.mean([_aligned(s.values, p) for s, p in zip(scored, perms, strict=True)], axis=0)
-    # merge keys hash the run's own example order; after alignment all share the first's
-    return [_resampler(scored[0].rebuild(mean), None)] if all(p is None for p in perms) else None
+    if any(p is not None for p in perms):
+        return None  # merge keys hash the run's own example order
+    return scored[0].rebuild(np.mean([s.values for s in scored], axis=0))
+
+
+def _linear_side(scored: list[Any], perms: list[np.ndarray | None]) -> ResampledMetric | None:
+    """The side's one metric with a linear form (:attr:`ResampledMetric.linear`), if any."""
+    one = scored[0] if len(scored) == 1 and perms[0] is None else _merged(scored, perms)
+    return one if isinstance(one, ResampledMetric) and one.linear is not None else None
+
+
+def _pair_job(a: ResampledMetric, b: ResampledMetric, n_boot: int, rng_seed: int) -> LinearJob:
+    """``metric_b - metric_a`` as one job: both sides' weights side by side."""
+    assert a.linear is not None and b.linear is not None
+    (weights_a, finish_a), (weights_b, finish_b) = a.linear, b.linear
+    split = weights_a.shape[1]
+
+    def finish(sums: np.ndarray) -> np.ndarray:
+        return (np.asarray(finish_b(sums[:, split:]), np.float64)
+                - np.asarray(finish_a(sums[:, :split]), np.float64))  # fmt: skip
+
+    return LinearJob(np.concatenate([weights_a, weights_b], axis=1), finish, n_boot, rng_seed,
+                     exact=False)  # fmt: skip
+
+
+def _mean_scores(
+    scored_a: list[Any], scored_b: list[Any], a: _Side, b: _Side, columns: bool, n_boot: int,
+    confidence: float, rng_seed: int,
+) -> LinearJob | DeltaResult | list[DeltaResult]:
+    """Mean-of-example-scores metrics: the linear job of their exact path, or the result."""
+    stack_a = np.stack([_aligned(s.values, p) for s, p in zip(scored_a, a.perms, strict=True)])
+    stack_b = np.stack([_aligned(s.values, p) for s, p in zip(scored_b, b.perms, strict=True)])
+    job = (paired_mean_columns_job if columns else paired_mean_job)(stack_a, stack_b, n_boot,
+                                                                     rng_seed)  # fmt: skip
+    if job is not None:
+        return job
+    kw = {"n_boot": n_boot, "confidence": confidence, "rng_seed": rng_seed}
+    if columns:
+        return paired_bootstrap_mean_columns(stack_a, stack_b, **kw)
+    return paired_bootstrap_mean(stack_a, stack_b, **kw)
+
+
+# A computation that may hand :class:`LinearJob` s to its driver, which sends back their
+# ``(point, deltas)`` (see :func:`compare_all`), and returns its result.
+Steps = Generator[LinearJob, tuple[np.ndarray, np.ndarray], Any]
 
 
 def _paired(
     metric: str, a: _Side, b: _Side, n: int, n_boot: int, confidence: float, rng_seed: int
-) -> DeltaResult | list[DeltaResult] | None:
-    """The paired bootstrap of one metric, by the fastest route its scores allow."""
+) -> Steps:
+    """The paired bootstrap of one metric, by the fastest route its scores allow; a linear one
+    is handed to the driver, to share its products with the other comparisons of the test
+    set. Returns a DeltaResult, a list of them (per column), or None."""
     scored_a = [s.metrics.get(metric) for s in a.scores]
     scored_b = [s.metrics.get(metric) for s in b.scores]
     everything = [*scored_a, *scored_b]
@@ -190,15 +240,22 @@ def _paired(
         return None
     kw = {"n_boot": n_boot, "confidence": confidence, "rng_seed": rng_seed}
     if all(isinstance(s, ExampleScores) for s in everything):
-        stack_a = np.stack([_aligned(s.values, p) for s, p in zip(scored_a, a.perms, strict=True)])
-        stack_b = np.stack([_aligned(s.values, p) for s, p in zip(scored_b, b.perms, strict=True)])
-        if columns:
-            return paired_bootstrap_mean_columns(stack_a, stack_b, **kw)
-        return paired_bootstrap_mean(stack_a, stack_b, **kw)
-    fa = _merged(scored_a, a.perms) or [_resampler(s, p) for s, p in zip(scored_a, a.perms,
-                                                                        strict=True)]
-    fb = _merged(scored_b, b.perms) or [_resampler(s, p) for s, p in zip(scored_b, b.perms,
-                                                                        strict=True)]
+        got = _mean_scores(scored_a, scored_b, a, b, bool(columns), **kw)
+        if not isinstance(got, LinearJob):
+            return got
+        job: LinearJob | None = got
+    else:
+        linear_a, linear_b = _linear_side(scored_a, a.perms), _linear_side(scored_b, b.perms)
+        job = None if linear_a is None or linear_b is None or columns else _pair_job(
+            linear_a, linear_b, n_boot, rng_seed)
+    if job is not None:  # the frame holds nothing big while it waits (the stacks are gone)
+        point, deltas = yield job
+        return summarise_linear_job(job, point, deltas, confidence)
+    merged_a, merged_b = _merged(scored_a, a.perms), _merged(scored_b, b.perms)
+    fa = [merged_a.compute] if merged_a is not None else [
+        _resampler(s, p) for s, p in zip(scored_a, a.perms, strict=True)]
+    fb = [merged_b.compute] if merged_b is not None else [
+        _resampler(s, p) for s, p in zip(scored_b, b.perms, strict=True)]
 
     def mean_a(idx: np.ndarray) -> np.ndarray:
         return np.mean([f(idx) for f in fa], axis=0)
@@ -228,6 +285,61 @@ def compare(
     confidence: float,
     rng_seed: int,
 ) -> Comparison:
+    """The statistics of one comparison (:func:`compare_all` for many)."""
+    return compare_all([(setting, a, b, explicit)], cache, n_boot, confidence, rng_seed)[0]
+
+
+def compare_all(
+    items: Sequence[tuple[Setting, Row, Row, bool]],
+    cache: RunScoreLoader,
+    n_boot: int,
+    confidence: float,
+    rng_seed: int,
+) -> list[Comparison]:
+    """The statistics of many comparisons ``(setting, a, b, explicit)``. Each runs as
+    :func:`_compare_steps`, up to its next linear bootstrap; the bootstraps of all of them are
+    then run together (:func:`benchmark.stats.run_linear_jobs`: one product per test set and
+    chunk of replicates), and each resumes with its results, until every one has finished."""
+    steps = [_compare_steps(*item, cache, n_boot, confidence, rng_seed) for item in items]
+    results: list[Comparison | None] = [None] * len(steps)
+    ready: deque[tuple[int, tuple[np.ndarray, np.ndarray] | None]] = deque(
+        (i, None) for i in range(len(steps)))
+    waiting: list[tuple[int, LinearJob]] = []
+    held = 0
+    while ready or waiting:
+        if ready:
+            i, reply = ready.popleft()
+            try:
+                job = steps[i].send(reply)  # type: ignore[arg-type]
+            except StopIteration as done:
+                results[i] = done.value
+            else:
+                waiting.append((i, job))
+                held += job.weights.nbytes
+        if waiting and (not ready or held > _HELD_JOB_BYTES):
+            outputs = run_linear_jobs([job for _, job in waiting])
+            # resumed before any new comparison starts, so few are ever half done
+            ready.extendleft(reversed([(i, out) for (i, _), out in zip(waiting, outputs,
+                                                                     strict=True)]))  # fmt: skip
+            waiting, held = [], 0
+    return results  # type: ignore[return-value]
+
+
+# Weights of the waiting jobs run together (the products' inputs); the comparisons of a
+# synthetic 10,000-run leaderboard (200 test examples) fit in one round.
+_HELD_JOB_BYTES = 64 << 20
+
+
+def _compare_steps(
+    setting: Setting,
+    a: Row,
+    b: Row,
+    explicit: bool,
+    cache: RunScoreLoader,
+    n_boot: int,
+    confidence: float,
+    rng_seed: int,
+) -> Steps:
     comp = new_comparison(setting, a, b, explicit)
     subject = comp.subject
     alpha = 1.0 - confidence
@@ -263,7 +375,8 @@ def compare(
             continue
         paired = None
         if side_a is not None and side_b is not None and comp.n_examples:
-            got = _paired(metric, side_a, side_b, comp.n_examples, n_boot, confidence, rng_seed)
+            got = yield from _paired(metric, side_a, side_b, comp.n_examples, n_boot, confidence,
+                                     rng_seed)  # fmt: skip
             paired = got if isinstance(got, DeltaResult) else None
         seeds = seed_delta_interval(values_a, values_b, confidence)
         comp.metrics.append(MetricDelta(metric, float(np.mean(values_a)), float(np.mean(values_b)),
@@ -271,7 +384,8 @@ def compare(
                                                                 alpha)))
     if side_a is not None and side_b is not None and comp.n_examples:
         for metric in setting.column_metrics:
-            got = _paired(metric, side_a, side_b, comp.n_examples, n_boot, confidence, rng_seed)
+            got = yield from _paired(metric, side_a, side_b, comp.n_examples, n_boot, confidence,
+                                     rng_seed)  # fmt: skip
             if isinstance(got, list) and got:
                 scored = side_a.scores[0].metrics[metric]
                 got, untested = _untested_small_columns(got, scored)
