@@ -125,6 +125,11 @@ class RunLayout:
     # ---- what is on disk
     def record_files(self) -> list[Path]:
         """Every ``record.json`` of a run folder (not of work or staging folders), sorted."""
+        return [Path(path) for path, _ in self.record_stats()]
+
+    def record_stats(self) -> list[tuple[str, os.stat_result]]:
+        """:meth:`record_files` as strings, each with the ``os.stat`` that found it, so a
+        reader keys its cache by that stat instead of taking a second one."""
         if not self.runs.is_dir():
             return []
         # what runs.glob("*/*/*/*/record.json") finds, in the same (Path) order, by os.scandir
@@ -134,12 +139,13 @@ class RunLayout:
         for parts in _folders_below(root, 4):
             path = os.path.join(root, *parts, RECORD_FILE)
             try:
-                if stat.S_ISREG(os.stat(path).st_mode):
-                    found.append((parts, path))
+                st = os.stat(path)
             except OSError:
                 continue
-        found.sort()
-        return [Path(path) for _, path in found]
+            if stat.S_ISREG(st.st_mode):
+                found.append((parts, path, st))
+        found.sort(key=lambda item: item[0])
+        return [(path, st) for _, path, st in found]
 
     def finished_run_dirs(self, folder: WorkFolder) -> list[Path]:
         """Run folders with a record whose key gave this work folder's name (a run killed
