@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,8 @@ class RecordCache(_JsonCache):
                          json.dumps([RECORDS_FORMAT, source_digest(), self.fields, self.per_run]))
         self._prefix = run_prefix(results)
         self._own = [self.fields.index(name) for name in self.per_run]  # where they go
+        common = [i for i in range(len(self.fields)) if i not in self._own]
+        self._pick_own, self._pick_common = _picker(self._own), _picker(common)
         self._group_ids: dict[str, str] = {}  # canonical JSON -> digest, this build
         # the group last put for each value of the fields that are not containers: the runs of
         # a group come one after another, and comparing with it (==) costs a tenth of writing
@@ -211,7 +214,7 @@ class RecordCache(_JsonCache):
         if isinstance(reading, dict):
             self.keep(rel, [*stat, {"problem": reading["problem"]}])
             return
-        shared = [v for i, v in enumerate(reading) if i not in self._own]
+        shared = list(self._pick_common(reading))
         plain = tuple(v for v in shared if not isinstance(v, (dict, list)))
         last = self._last.get(plain)
         if last is not None and last[0] == shared:
@@ -223,13 +226,21 @@ class RecordCache(_JsonCache):
                 group = self._group_ids[text] = hashlib.sha256(text.encode()).hexdigest()[:16]
                 self._groups[group] = json.loads(text)
             self._last[plain] = (shared, group)
-        self.keep(rel, [*stat, group, *(reading[i] for i in self._own)])
+        self.keep(rel, [*stat, group, *self._pick_own(reading)])
 
     def save(self) -> bool:  # type: ignore[override]
         """Write the kept readings with the groups they refer to."""
         shared = {**self._shared, **self._groups}
         used = {e[4] for e in self._new.values() if len(e) > 5}
         return super().save({k: v for k, v in shared.items() if k in used})
+
+
+def _picker(indices: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """The values at ``indices`` of a list, as a tuple (``itemgetter`` of one index gives the
+    value itself)."""
+    if len(indices) == 1:
+        return lambda values: (values[indices[0]],)
+    return itemgetter(*indices)
 
 
 class QuantileCache(_JsonCache):
