@@ -4,7 +4,6 @@ byte, and re-reads and recomputes what changed."""
 
 from __future__ import annotations
 
-import builtins
 import dataclasses
 import importlib
 import json
@@ -276,7 +275,7 @@ def test_a_record_that_could_not_be_read_is_not_cached(
     """A read error (permissions, a network disk) can pass without the file changing, so the
     next build reads the record again instead of repeating the problem from the cache."""
     record = next(results.glob("runs/*/*/blurred_r18/*/record.json"))
-    real = builtins.open
+    real = os.open
 
     def failing(path: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(path, (str, Path)) and Path(path) == record:
@@ -284,7 +283,7 @@ def test_a_record_that_could_not_be_read_is_not_cached(
         return real(path, *args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(builtins, "open", failing)
+        patch.setattr(os, "open", failing)
         assert "unreadable record" in _build(results, tmp_path / "a")[0]
     healed = _build(results, tmp_path / "b")
     assert "unreadable record" not in healed[0]
