@@ -4,7 +4,10 @@
 * ``leaderboard-records.json``: per run folder, what the leaderboard reads from its record (the
   :class:`~benchmark.leaderboard.model.Run` fields, its metrics and its task config), or the
   problem the record is (failed, malformed). Keyed by the ``(size, mtime_ns, ctime_ns, inode)``
-  of the run's ``record.json`` and the package's source (:mod:`benchmark.source_digest`).
+  of the run's ``record.json`` (the stat the run listing took) and the package's source
+  (:mod:`benchmark.source_digest`); the fields that the runs of one backbone in one setting
+  share are stored once per group (:class:`RecordCache`). A reading of the wrong shape or
+  types (a hand-edited file) is not used: its record is read again.
   Building 10,000 validated :class:`~benchmark.run_record.RunRecord` objects
   costs about a second whichever way (``model_validate_json`` and ``model_construct`` measured
   alike), so a cached run holds no record object: :attr:`Run.record` reads it on first use,
