@@ -162,10 +162,11 @@ class RecordCache(_JsonCache):
         common = [i for i in range(len(self.fields)) if i not in self._own]
         self._pick_own, self._pick_common = _picker(self._own), _picker(common)
         self._group_ids: dict[str, str] = {}  # canonical JSON -> digest, this build
-        # the group last put for each value of the fields that are not containers: the runs of
-        # a group come one after another, and comparing with it (==) costs a tenth of writing
-        # the canonical JSON (sorted keys) to find the group
-        self._last: dict[tuple[Any, ...], tuple[list[Any], str]] = {}
+        # the group last put and its values: the runs of a group come one after another in the
+        # listing, and comparing with it (==) costs a tenth of writing the canonical JSON
+        # (sorted keys) that finds a group. (== takes 1 and 1.0 as equal where JSON does not;
+        # the setting id, a digest of the canonical JSON of the config, tells them apart.)
+        self._last: tuple[list[Any], str] | None = None
         self._groups: dict[str, list[Any]] = {}  # digest -> shared values, put in this build
         self._templates: dict[Any, list[Any] | None] = {}  # group -> all fields (per_run: None)
 
@@ -218,17 +219,15 @@ class RecordCache(_JsonCache):
             self.keep(rel, [*stat, {"problem": reading["problem"]}])
             return
         shared = list(self._pick_common(reading))
-        plain = tuple(v for v in shared if not isinstance(v, (dict, list)))
-        last = self._last.get(plain)
-        if last is not None and last[0] == shared:
-            group = last[1]
+        if self._last is not None and self._last[0] == shared:
+            group = self._last[1]
         else:
             text = json.dumps(shared, sort_keys=True, separators=(",", ":"), default=str)
             group = self._group_ids.get(text)
             if group is None:
                 group = self._group_ids[text] = hashlib.sha256(text.encode()).hexdigest()[:16]
                 self._groups[group] = json.loads(text)
-            self._last[plain] = (shared, group)
+            self._last = (shared, group)
         self.keep(rel, [*stat, group, *self._pick_own(reading)])
 
     def save(self) -> bool:  # type: ignore[override]
