@@ -162,6 +162,17 @@ def test_runs_alike_but_for_their_task_config_keep_their_own(tmp_path: Path) -> 
     assert configs == ["first", "second"] and again.hits == 2
 
 
+def test_setting_ids_remembered_by_repr_tell_json_values_apart() -> None:
+    """1, 1.0 and True are equal in Python but not in JSON: each has its own setting id, the
+    one the canonical JSON gives with nothing remembered."""
+    configs = [{"task": {"name": "t", "lr": value}, "subset": "full", "backbone": {"name": b}}
+               for value in (1, 1.0, True, 1) for b in ("x", "y")]  # fmt: skip
+    known: dict[str, str] = {}
+    ids = [collect_module._setting_id(config, known) for config in configs]
+    assert ids == [collect_module._setting_id(config, {}) for config in configs]
+    assert len(set(ids)) == 3 and ids[0] == ids[1] == ids[6] and len(known) == 3
+
+
 def _stat(run_dir: Path) -> tuple[int, int, int, int]:
     st = os.stat(run_dir / RECORD_FILE)
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
