@@ -125,21 +125,26 @@ class RunLayout:
     # ---- what is on disk
     def record_files(self) -> list[Path]:
         """Every ``record.json`` of a run folder (not of work or staging folders), sorted."""
+        return [Path(folder) / RECORD_FILE for folder, _ in self.record_folders()]
+
+    def record_folders(self) -> list[tuple[str, os.stat_result]]:
+        """The folders of :meth:`record_files`, as strings, each with the ``os.stat`` of its
+        record that found it, so a reader keys its cache by that stat instead of taking a
+        second one."""
         if not self.runs.is_dir():
             return []
         # what runs.glob("*/*/*/*/record.json") finds, in the same (Path) order, by os.scandir
         # and one stat per run folder: glob's pathlib objects cost half a second at 10,000 runs
-        root = os.fspath(self.runs)
         found = []
-        for parts in _folders_below(root, 4):
-            path = os.path.join(root, *parts, RECORD_FILE)
+        for parts, folder in _folders_below(os.fspath(self.runs), 4):
             try:
-                if stat.S_ISREG(os.stat(path).st_mode):
-                    found.append((parts, path))
+                st = os.stat(folder + os.sep + RECORD_FILE)
             except OSError:
                 continue
-        found.sort()
-        return [Path(path) for _, path in found]
+            if stat.S_ISREG(st.st_mode):
+                found.append((parts, folder, st))
+        found.sort(key=lambda item: item[0])
+        return [(folder, st) for _, folder, st in found]
 
     def finished_run_dirs(self, folder: WorkFolder) -> list[Path]:
         """Run folders with a record whose key gave this work folder's name (a run killed
@@ -161,16 +166,16 @@ class RunLayout:
         return sorted(self.staging.iterdir()) if self.staging.is_dir() else []
 
 
-def _folders_below(root: str, depth: int) -> list[tuple[str, ...]]:
-    """The folders ``depth`` levels below ``root`` (name parts), hidden names included, as
-    Python 3.11's ``Path.glob("*")`` includes them."""
-    level: list[tuple[str, ...]] = [()]
+def _folders_below(root: str, depth: int) -> list[tuple[tuple[str, ...], str]]:
+    """The folders ``depth`` levels below ``root``: their name parts and paths (``DirEntry.path``:
+    no joining), hidden names included, as Python 3.11's ``Path.glob("*")`` includes them."""
+    level: list[tuple[tuple[str, ...], str]] = [((), root)]
     for _ in range(depth):
         below = []
-        for parts in level:
+        for parts, path in level:
             try:
-                with os.scandir(os.path.join(root, *parts)) as entries:
-                    below += [(*parts, e.name) for e in entries if e.is_dir()]
+                with os.scandir(path) as entries:
+                    below += [((*parts, e.name), e.path) for e in entries if e.is_dir()]
             except OSError:
                 continue
         level = below

@@ -18,6 +18,7 @@ writing it back loses nothing.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +34,7 @@ from pydantic import (
 )
 
 from benchmark.errors import BenchError
-from benchmark.layout import RECORD_FILE, record_file
+from benchmark.layout import RECORD_FILE
 from benchmark.pretraining import UNKNOWN_DATA
 
 # 1: the first records; 2: the config (hence the key) holds the data identity
@@ -211,20 +212,21 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_record(run_dir: Path) -> RunRecord:
+def read_record(run_dir: Path | str) -> RunRecord:
     """The record of ``run_dir``; :class:`RecordError` when it is missing, not JSON or not a
     valid record.
 
     A current record is validated straight from its bytes (pydantic's JSON parser: about the
     cost of ``json.loads`` alone, which matters to a leaderboard of 10,000 runs); an older one,
     or one that does not validate, goes through ``json.loads``, :func:`migrate` and the full
-    error report.
+    error report. A string ``run_dir`` stays a string until an error names it (the
+    leaderboard reads 10,000 records: a ``Path`` per record cost a tenth of a second).
     """
-    path = record_file(run_dir)
+    path = os.path.join(run_dir, RECORD_FILE)
     try:
-        text = path.read_bytes()
+        text = _read_file(path)
     except OSError:
-        raise RecordError("unreadable record", path, UNREADABLE, io_error=True) from None
+        raise RecordError("unreadable record", Path(path), UNREADABLE, io_error=True) from None
     try:
         record = RunRecord.model_validate_json(text)
         if "schema_version" in record.model_fields_set and record.schema_version == SCHEMA_VERSION:
@@ -234,5 +236,19 @@ def read_record(run_dir: Path) -> RunRecord:
     try:
         raw = json.loads(text)
     except ValueError:
-        raise RecordError("unreadable record", path, UNREADABLE) from None
-    return RunRecord.from_dict(raw, path)
+        raise RecordError("unreadable record", Path(path), UNREADABLE) from None
+    return RunRecord.from_dict(raw, Path(path))
+
+
+def _read_file(path: str) -> bytes:
+    """The whole file, by ``os.read`` rather than ``open().read()``: Python's buffered file
+    object is most of the cost of reading a small file, 0.17 s against 0.10 s of CPU for the
+    10,000 records of a leaderboard (measured)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -15,7 +15,12 @@ from benchmark.atomic import atomic_write_bytes, atomic_write_text
 from benchmark.errors import BenchError
 from benchmark.layout import RunLayout
 from benchmark.leaderboard.cache import ComparisonCache, QuantileCache, RecordCache
-from benchmark.leaderboard.collect import READING_FIELDS, collect, group_settings
+from benchmark.leaderboard.collect import (
+    PER_RUN_FIELDS,
+    READING_FIELDS,
+    collect,
+    group_settings,
+)
 from benchmark.leaderboard.compare import RunScoreLoader, compare_all, new_comparison
 from benchmark.leaderboard.formats import level_text
 from benchmark.leaderboard.imagenet import imagenet_pairs, read_supercategories
@@ -68,7 +73,7 @@ def build(
                          f"`bench run` or `bench sweep` wrote to.")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    readings = RecordCache(results, READING_FIELDS) if cache else None
+    readings = RecordCache(results, READING_FIELDS, PER_RUN_FIELDS) if cache else None
     runs, problems, n_records = collect(results, readings)
     timings["read records"] = time.perf_counter() - t0
 

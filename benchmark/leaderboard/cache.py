@@ -4,7 +4,10 @@
 * ``leaderboard-records.json``: per run folder, what the leaderboard reads from its record (the
   :class:`~benchmark.leaderboard.model.Run` fields, its metrics and its task config), or the
   problem the record is (failed, malformed). Keyed by the ``(size, mtime_ns, ctime_ns, inode)``
-  of the run's ``record.json`` and the package's source (:mod:`benchmark.source_digest`).
+  of the run's ``record.json`` (the stat the run listing took) and the package's source
+  (:mod:`benchmark.source_digest`); the fields that the runs of one backbone in one setting
+  share are stored once per group (:class:`RecordCache`). A reading of the wrong shape or
+  types (a hand-edited file) is not used: its record is read again.
   Building 10,000 validated :class:`~benchmark.run_record.RunRecord` objects
   costs about a second whichever way (``model_validate_json`` and ``model_construct`` measured
   alike), so a cached run holds no record object: :attr:`Run.record` reads it on first use,
@@ -32,11 +35,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydantic_core
 
 from benchmark.layout import PREDICTIONS_FILE, RECORD_FILE
 from benchmark.leaderboard.model import ColumnDeltas, Comparison, MetricDelta, Problem
@@ -49,6 +54,7 @@ COMPARISONS_FILE = "leaderboard-comparisons.json"
 QUANTILES_FILE = "leaderboard-t-quantiles.json"
 # Bump when what an entry holds changes meaning (the code digest covers the statistics).
 FORMAT = 1
+RECORDS_FORMAT = 2  # 2: runs of one backbone and setting share their common fields
 
 FileStat = tuple[int, int, int, int]
 
@@ -76,6 +82,8 @@ class _JsonCache:
     """One JSON file of entries by name: read once, entries kept by :meth:`keep`, written by
     :meth:`save` only when the kept set differs from what was read."""
 
+    _loads: Callable[[bytes], Any] = staticmethod(json.loads)
+
     def __init__(self, results: Path, name: str, version: str) -> None:
         self.path = Path(results) / CACHE_DIR / name
         self.version = version
@@ -90,7 +98,7 @@ class _JsonCache:
             self._old = {}
             try:
                 with open(self.path, "rb") as fh:
-                    stored = json.loads(fh.read())
+                    stored = self._loads(fh.read())
                 if isinstance(stored, dict) and stored.get("format") == self.version \
                         and isinstance(stored.get("entries"), dict) \
                         and isinstance(stored.get("shared"), dict):  # fmt: skip
@@ -127,72 +135,114 @@ class _JsonCache:
 
 
 class RecordCache(_JsonCache):
-    """The leaderboard's reading of each record (see the module docstring): entries are what
-    :func:`benchmark.leaderboard.collect.collect` makes of a record, a dict of JSON values,
-    stored as a list in the order of ``fields`` (the names once per file, not once per run)
-    with each distinct task config stored once (every run of a task shares it, and a resolved
-    task is most of a reading)."""
+    """The leaderboard's reading of each record (see the module docstring): a reading is what
+    :func:`benchmark.leaderboard.collect.collect` makes of a record, its ``fields`` in order as
+    JSON values, or a problem ``{"problem": [what, message, task]}``.
 
-    def __init__(self, results: Path, fields: Iterable[str]) -> None:
+    Runs of one backbone in one setting differ only in the ``per_run`` fields (seed, end time,
+    metrics), so an entry is ``[size, mtime_ns, ctime_ns, inode, group, *per_run values]`` and
+    the other fields (the task config among them) are stored once per group under
+    ``"shared"``; a problem's entry is ``[size, mtime_ns, ctime_ns, inode, problem]``. At 10,000
+    runs this layout is a quarter smaller than a list of every field per run and parses in
+    two thirds of the time, and the stat is compared with no second ``os.stat`` (the listing's
+    is passed in)."""
+
+    # pydantic's JSON parser (pydantic reads the records): the 4 MB file of 10,000 runs in
+    # 0.08 s where json.loads took 0.11 s, floats read back bit for bit as by json.loads
+    # (checked on 400,000 random doubles), NaN and infinities included
+    _loads = staticmethod(pydantic_core.from_json)
+
+    def __init__(self, results: Path, fields: Iterable[str], per_run: Iterable[str]) -> None:
         self.fields = list(fields)
+        self.per_run = list(per_run)
         super().__init__(results, RECORDS_FILE,
-                         json.dumps([FORMAT, source_digest(), self.fields]))
+                         json.dumps([RECORDS_FORMAT, source_digest(), self.fields, self.per_run]))
         self._prefix = run_prefix(results)
-        self._config_ids: dict[str, str] = {}  # canonical JSON -> digest, this build
-        self._configs: dict[str, Any] = {}  # digest -> task config, put in this build
+        self._own = [self.fields.index(name) for name in self.per_run]  # where they go
+        common = [i for i in range(len(self.fields)) if i not in self._own]
+        self._pick_own, self._pick_common = _picker(self._own), _picker(common)
+        self._group_ids: dict[str, str] = {}  # canonical JSON -> digest, this build
+        # the group last put and its values: the runs of a group come one after another in the
+        # listing, and comparing with it (==) costs a tenth of writing the canonical JSON
+        # (sorted keys) that finds a group. (== takes 1 and 1.0 as equal where JSON does not;
+        # the setting id, a digest of the canonical JSON of the config, tells them apart.)
+        self._last: tuple[list[Any], str] | None = None
+        self._groups: dict[str, list[Any]] = {}  # digest -> shared values, put in this build
+        self._templates: dict[Any, list[Any] | None] = {}  # group -> all fields (per_run: None)
 
     def rel(self, run_dir: str) -> str | None:
         return run_dir[len(self._prefix):] if run_dir.startswith(self._prefix) else None
 
-    def get(self, run_dir: str) -> tuple[dict[str, Any] | None, FileStat | None]:
-        """The cached reading of a run folder (None when absent or stale) and its record's
-        current stat, to pass to :meth:`put` (taken before the record is read)."""
-        stat = file_stat(os.path.join(run_dir, RECORD_FILE))
+    def get(self, run_dir: str, stat: FileStat) -> list[Any] | dict[str, Any] | None:
+        """The cached reading of a run folder whose ``record.json`` has ``stat`` now; None when
+        absent, stale or not of the shape this version writes (the record is read again)."""
         rel = self.rel(run_dir)
         entry = self.lookup(rel) if rel is not None else None
-        if stat is None or not isinstance(entry, list) or len(entry) != 2 \
-                or entry[0] != list(stat):  # fmt: skip
+        if not isinstance(entry, list) or len(entry) < 5 or tuple(entry[:4]) != stat:
             self.misses += 1
-            return None, stat
-        value = entry[1]
-        if isinstance(value, list) and len(value) == len(self.fields):
-            reading = dict(zip(self.fields, value, strict=True))
-            config = self._shared.get(reading.get("task_config"))  # type: ignore[arg-type]
-            if not isinstance(config, dict):
-                self.misses += 1
-                return None, stat
-            reading["task_config"] = config
-        elif isinstance(value, dict):
-            reading = value  # a problem
+            return None
+        reading: list[Any] | dict[str, Any]
+        if len(entry) == 5 and isinstance(entry[4], dict):
+            reading = entry[4]  # a problem
         else:
-            self.misses += 1
-            return None, stat
+            template = self._template(entry[4])
+            if template is None or len(entry) != 5 + len(self._own):
+                self.misses += 1
+                return None
+            reading = list(template)
+            for where, value in zip(self._own, entry[5:], strict=True):
+                reading[where] = value
         self.keep(rel, entry)  # type: ignore[arg-type]
         self.hits += 1
-        return reading, stat
+        return reading
 
-    def put(self, run_dir: str, stat: FileStat | None, reading: dict[str, Any]) -> None:
+    def _template(self, group: Any) -> list[Any] | None:
+        """Every field of ``group``'s runs, the per-run ones left None; None for a group that
+        is missing or of the wrong shape. Built once per group and build."""
+        if not isinstance(group, str):
+            return None
+        if group not in self._templates:
+            shared = self._shared.get(group)
+            template = None
+            if isinstance(shared, list) and len(shared) == len(self.fields) - len(self._own):
+                values = iter(shared)
+                template = [None if i in self._own else next(values)
+                            for i in range(len(self.fields))]  # fmt: skip
+            self._templates[group] = template
+        return self._templates[group]
+
+    def put(self, run_dir: str, stat: FileStat, reading: list[Any] | dict[str, Any]) -> None:
         rel = self.rel(run_dir)
-        if rel is None or stat is None:
+        if rel is None:
             return
-        if "problem" in reading:
-            self.keep(rel, [list(stat), {"problem": reading["problem"]}])
+        if isinstance(reading, dict):
+            self.keep(rel, [*stat, {"problem": reading["problem"]}])
             return
-        config = reading["task_config"]
-        text = json.dumps(config, sort_keys=True, default=str)
-        digest = self._config_ids.get(text)
-        if digest is None:
-            digest = self._config_ids[text] = hashlib.sha256(text.encode()).hexdigest()[:16]
-            self._configs[digest] = json.loads(text)
-        values = [digest if name == "task_config" else reading[name] for name in self.fields]
-        self.keep(rel, [list(stat), values])
+        shared = list(self._pick_common(reading))
+        if self._last is not None and self._last[0] == shared:
+            group = self._last[1]
+        else:
+            text = json.dumps(shared, sort_keys=True, separators=(",", ":"), default=str)
+            group = self._group_ids.get(text)
+            if group is None:
+                group = self._group_ids[text] = hashlib.sha256(text.encode()).hexdigest()[:16]
+                self._groups[group] = json.loads(text)
+            self._last = (shared, group)
+        self.keep(rel, [*stat, group, *self._pick_own(reading)])
 
     def save(self) -> bool:  # type: ignore[override]
-        """Write the kept readings with the task configs they refer to."""
-        where = self.fields.index("task_config")
-        shared = {**self._shared, **self._configs}
-        used = {e[1][where] for e in self._new.values() if isinstance(e[1], list)}
+        """Write the kept readings with the groups they refer to."""
+        shared = {**self._shared, **self._groups}
+        used = {e[4] for e in self._new.values() if len(e) > 5}
         return super().save({k: v for k, v in shared.items() if k in used})
+
+
+def _picker(indices: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """The values at ``indices`` of a list, as a tuple (``itemgetter`` of one index gives the
+    value itself)."""
+    if len(indices) == 1:
+        return lambda values: (values[indices[0]],)
+    return itemgetter(*indices)
 
 
 class QuantileCache(_JsonCache):
