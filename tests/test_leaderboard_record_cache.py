@@ -179,14 +179,32 @@ def _stat(run_dir: Path) -> tuple[int, int, int, int]:
 
 
 @pytest.mark.parametrize("enabled", [True, False])
-def test_reading_leaves_the_cycle_collector_as_it_found_it(results: Path, enabled: bool) -> None:
+def test_a_build_pauses_the_cycle_collector_and_leaves_it_as_it_found_it(
+    results: Path, tmp_path: Path, enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from benchmark import leaderboard
+
+    build_module = importlib.import_module("benchmark.leaderboard.build")
+    seen: list[bool] = []
+    real_collect = build_module.collect
+
+    def collecting(*args: object, **kwargs: object) -> object:
+        seen.append(gc.isenabled())
+        return real_collect(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "collect", collecting)
     was = gc.isenabled()
     try:
         (gc.enable if enabled else gc.disable)()
-        runs, _, _ = collect(results)
-        assert len(runs) == 4 and gc.isenabled() == enabled
+        board = leaderboard.build(results, plots=False)
+        assert gc.isenabled() == enabled
+        leaderboard.write(board, tmp_path / "site")
+        assert gc.isenabled() == enabled
     finally:
         (gc.enable if was else gc.disable)()
+    assert len(board.settings) == 1 and seen == [False]  # paused while the records were read
 
 
 def test_the_listing_finds_what_glob_finds_with_the_stat_of_each_record(tmp_path: Path) -> None:

@@ -7,11 +7,9 @@ config but the backbone) and each backbone's metrics are summarised over seeds.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,27 +63,6 @@ _READING_TYPES: tuple[type | tuple[type, ...], ...] = tuple(
 _SEED = READING_FIELDS.index("seed")
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Python's cycle collector off while the records are read, and what was read set aside
-    from it afterwards (``gc.freeze``). Reading 10,000 records keeps about 250,000 container
-    objects alive (the records, their loss lists and metrics) for the rest of the build, none
-    in a cycle, and the collector traverses them again and again as they pile up and in every
-    later full collection: at 10,000 runs, measured in CPU time, reading, grouping and writing
-    the record cache took 3.3 s with the collector on, 2.7 s with it paused (its first pass
-    after the pause traverses everything once) and 2.2 s paused and frozen. Reference
-    counting still frees every frozen object that is no longer used; only a cycle among them
-    would stay (``gc.unfreeze`` hands them back), and records make none."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
-
-
 def collect(
     results: Path, cache: RecordCache | None = None
 ) -> tuple[list[Run], list[Problem], int]:
@@ -96,21 +73,20 @@ def collect(
     problems: list[Problem] = []
     found = RunLayout(results).record_folders()
     setting_ids: dict[str, str] = {}
-    with _gc_paused():
-        for folder, st in found:
-            # string paths until the Run: a Path per step cost half a second at 10,000 runs
-            run_dir = Path(folder)
-            stat = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-            reading = cache.get(folder, stat) if cache is not None else None
-            run = _from_reading(run_dir, reading) if reading is not None else None
-            if run is None:
-                run, reading, cacheable = _read(run_dir, folder, setting_ids)
-                if cache is not None and cacheable:
-                    cache.put(folder, stat, reading)
-            if isinstance(run, Problem):
-                problems.append(run)
-            else:
-                runs.append(run)
+    for folder, st in found:
+        # string paths until the Run: a Path per step cost half a second at 10,000 runs
+        run_dir = Path(folder)
+        stat = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        reading = cache.get(folder, stat) if cache is not None else None
+        run = _from_reading(run_dir, reading) if reading is not None else None
+        if run is None:
+            run, reading, cacheable = _read(run_dir, folder, setting_ids)
+            if cache is not None and cacheable:
+                cache.put(folder, stat, reading)
+        if isinstance(run, Problem):
+            problems.append(run)
+        else:
+            runs.append(run)
     problems += _unfinished(Path(results))
     return runs, problems, len(found)
 
