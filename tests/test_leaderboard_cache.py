@@ -315,3 +315,13 @@ def test_damaged_compressed_predictions_are_a_problem(results: Path, tmp_path: P
         benchmark.analysis.npz.read_npz(broken)
     markdown, _ = _build(results, tmp_path / "a")
     assert "unreadable predictions" in markdown
+
+
+def test_empty_predictions_file_is_a_problem(results: Path, tmp_path: Path) -> None:
+    """An empty predictions.npz (a disk that filled up): np.load raises EOFError, outside the
+    errors the comparisons catch; read_npz makes it a ValueError, so it is a problem row, not
+    a crash of the build (found while rewriting read_npz)."""
+    broken = next(results.glob("runs/*/*/original_r18/*/predictions.npz"))
+    broken.write_bytes(b"")
+    markdown, _ = _build(results, tmp_path / "a")
+    assert "unreadable predictions" in markdown

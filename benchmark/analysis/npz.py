@@ -80,7 +80,8 @@ _CENTRAL = struct.Struct("<4s6H3L5H2L")
 _END = struct.Struct("<4s4H2LH")
 _ZIP64_LOCATOR = b"PK\x06\x07"
 _STORED, _DEFLATED = 0, 8
-_ENCRYPTED, _PATCHED = 0x1, 0x20
+_ENCRYPTED, _PATCHED, _STRONG_ENCRYPTION = 0x1, 0x20, 0x40
+_MAX_EXTRACT_VERSION = 63  # zipfile refuses archives that need a newer version
 
 
 class _NotFast(Exception):
@@ -101,12 +102,13 @@ def _members(data: bytes) -> list[tuple[str, bytes]]:
     members = []
     pos = cd_offset
     for _ in range(count):
-        (sig, _made, _needed, flags, method, _time, _date, crc, csize, usize, name_len,
+        (sig, _made, needed, flags, method, _time, _date, crc, csize, usize, name_len,
          extra_len, comment_len, _disk, _internal, _external, offset) = _CENTRAL.unpack_from(
             data, pos)  # fmt: skip
         name_bytes = data[pos + _CENTRAL.size:pos + _CENTRAL.size + name_len]
         pos += _CENTRAL.size + name_len + extra_len + comment_len
-        if sig != b"PK\x01\x02" or flags & (_ENCRYPTED | _PATCHED) \
+        if sig != b"PK\x01\x02" or needed > _MAX_EXTRACT_VERSION \
+                or flags & (_ENCRYPTED | _PATCHED | _STRONG_ENCRYPTION) \
                 or method not in (_STORED, _DEFLATED) or 0xFFFFFFFF in (csize, usize, offset):
             raise _NotFast  # fmt: skip
         (lsig, _needed, _flags, _method, _time, _date, _crc, _csize, _usize, lname_len,
@@ -135,18 +137,22 @@ def _members(data: bytes) -> list[tuple[str, bytes]]:
 def read_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` archive by name, as ``np.load`` gives them. Anything the fast
     path does not expect (not a zip, a member that is not an ``.npy``, a damaged archive) goes
-    through ``np.load`` itself, so errors and edge cases are exactly its own."""
+    through ``np.load`` itself, so edge cases and errors are its own (the few it raises beyond
+    :data:`READ_ERRORS` become a ValueError)."""
     with open(path, "rb") as fh:
         data = fh.read()
     try:
         return {name: _array(member, name) for name, member in _members(data)}
     except (_NotFast, ValueError, struct.error):  # np.load below says what is wrong, in its words
         pass
-    loaded = np.load(path, allow_pickle=False)
-    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy (or pickle): not an archive
-        raise ValueError(f"{path} is not an .npz archive")
-    with loaded as npz:
-        try:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy (or pickle): no archive
+            raise ValueError(f"{path} is not an .npz archive")
+        with loaded as npz:
             return {k: npz[k] for k in npz.files}
-        except zlib.error as err:  # damaged deflate data (np.savez_compressed): not a crash
-            raise ValueError(f"{path}: damaged compressed data ({err})") from None
+    except (EOFError, RuntimeError, zlib.error) as err:
+        # what np.load raises beyond READ_ERRORS for a damaged file: an empty file (EOFError),
+        # damaged deflate data (zlib.error), a member zipfile cannot read (NotImplementedError,
+        # an encrypted member's RuntimeError); a problem to list, not a crash
+        raise ValueError(f"{path}: unreadable archive ({type(err).__name__}: {err})") from None
