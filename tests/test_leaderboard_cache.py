@@ -5,6 +5,7 @@ byte, and re-reads and recomputes what changed."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib
 import json
 import os
@@ -25,12 +26,14 @@ from benchmark.leaderboard.cache import COMPARISONS_FILE, QUANTILES_FILE, RECORD
 from benchmark.leaderboard.collect import READING_FIELDS
 from benchmark.leaderboard.model import Run
 from benchmark.score_cache import CACHE_DIR, CACHE_FILE
+from benchmark.scores import RunScores
 
 # the modules, not the functions benchmark.leaderboard exports under the same names
 build_module = importlib.import_module("benchmark.leaderboard.build")
 cache_module = importlib.import_module("benchmark.leaderboard.cache")
 score_cache_module = importlib.import_module("benchmark.score_cache")
 collect_module = importlib.import_module("benchmark.leaderboard.collect")
+compare_module = importlib.import_module("benchmark.leaderboard.compare")
 CLASSES = [f"c{i}" for i in range(5)]
 N = 100
 TARGET = np.repeat(np.arange(5), N // 5)
@@ -325,3 +328,75 @@ def test_empty_predictions_file_is_a_problem(results: Path, tmp_path: Path) -> N
     broken.write_bytes(b"")
     markdown, _ = _build(results, tmp_path / "a")
     assert "unreadable predictions" in markdown
+
+
+def _runs(results: Path) -> list[Run]:
+    runs, problems, _ = collect_module.collect(results, None)
+    assert not problems
+    return sorted(runs, key=lambda run: str(run.run_dir))
+
+
+def test_repeated_ids_are_found_after_a_unique_set(results: Path) -> None:
+    """The loader checks each distinct example-id set once (the runs of a task share theirs):
+    a run whose ids repeat one is still caught after runs whose ids did not."""
+    loader = compare_module.RunScoreLoader([])
+    first, second, third = _runs(results)[:3]
+    ids = np.asarray([f"test/{i}" for i in range(N)])
+    assert loader._checked(first, RunScores(ids), []) is not None
+    assert loader._checked(second, RunScores(ids.copy()), []) is not None  # equal: not again
+    repeated = ids.copy()
+    repeated[1] = repeated[0]
+    assert loader._checked(third, RunScores(repeated), []) is None
+    assert [p.what for p in loader.problems] == ["unreadable predictions"]
+    assert "repeated example ids" in loader.problems[0].message
+
+
+def test_a_run_rewritten_while_read_is_not_served_from_the_cache(results: Path) -> None:
+    """put stores a run's arrays under the key get took before the files were read (no second
+    stat): a run rewritten in between has a new ctime, so its entry is never served."""
+    run = _runs(results)[0]
+    cache = score_cache_module.ScoreArrayCache(results)
+    arrays, key = cache.get(run.run_dir, run.kind)
+    assert arrays is None and key is not None
+    old = benchmark.analysis.classification.classification_score_arrays(run.run_dir, run.record)
+    predictions = run.run_dir / "predictions.npz"
+    predictions.write_bytes(predictions.read_bytes())  # same bytes, a new ctime
+    cache.put(run.run_dir, run.kind, key, old)
+    assert cache.save()
+    again = score_cache_module.ScoreArrayCache(results)
+    assert again.get(run.run_dir, run.kind)[0] is None  # stale: read from the predictions
+    unchanged = _runs(results)[1]  # a run not rewritten is served
+    arrays, key = cache.get(unchanged.run_dir, unchanged.kind)
+    cache.put(unchanged.run_dir, unchanged.kind, key, old)
+    assert cache.save()
+    served = score_cache_module.ScoreArrayCache(results).get(unchanged.run_dir, unchanged.kind)[0]
+    assert served is not None and served.keys() == old.keys()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_prefetch_restores_the_garbage_collector(
+    results: Path, enabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prefetch pauses the cyclic collector while it reads (it makes no cycles) and leaves it
+    as it found it, also when the build is interrupted (Ctrl-C during a read)."""
+    runs = _runs(results)
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        states: list[bool] = []
+        real = benchmark.analysis.classification.load_logit_predictions
+
+        def spying(run_dir: Path) -> dict[str, np.ndarray]:
+            states.append(gc.isenabled())
+            if len(states) == 2:
+                raise KeyboardInterrupt
+            return real(run_dir)
+
+        monkeypatch.setattr(benchmark.analysis.classification, "load_logit_predictions",
+                            spying)  # fmt: skip
+        loader = compare_module.RunScoreLoader([])
+        with pytest.raises(KeyboardInterrupt):
+            loader.prefetch(runs)
+        assert states == [False, False] and gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -181,7 +181,8 @@ def test_every_flipped_byte_and_every_truncation(tmp_path: Path, save: object) -
     """Damage anywhere in a file (one byte flipped, or the file cut short): the same arrays as
     np.load, or an error the leaderboard lists as a problem (np.load's own where it is one of
     READ_ERRORS). A flipped byte in a member's data fails its CRC-32 as in zipfile, so damaged
-    data is never read as numbers."""
+    data is never read as numbers; so does a flipped CRC in the central directory after the
+    same member bytes were read intact (the inflate memo is keyed by the CRC too)."""
     original = tmp_path / "original.npz"
     save(original, logits=np.arange(12, dtype=np.float32).reshape(4, 3),  # type: ignore[operator]
          target=np.arange(4), example_id=np.asarray(["a", "b", "c", "d"]))  # fmt: skip
