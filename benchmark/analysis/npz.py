@@ -6,17 +6,18 @@ leaderboard of 10,000 runs spent most of its time in the per-file overhead of ``
 :mod:`zipfile`, not in the data: ``np.load`` opens the archive once per member and parses every
 member's header with ``ast.literal_eval``, and even one ``zipfile.ZipFile`` per file cost more
 than the inflating (``ZipFile.__init__`` and ``ZipFile.open`` about 3.3 of the 7 s that reading
-10,000 files took under the profiler). Reading the 10,000 files of the synthetic benchmark took
-1.1-1.3 s of CPU this way, 2.9-3.0 s through ``zipfile``, about 6.5 s with ``np.load`` (a loaded
-2-core machine, same process, back to back). Here the file is read once, its
-central directory parsed with :mod:`struct`, each member inflated with one ``zlib.decompress``
-and checked against its CRC-32 and size as :mod:`zipfile` checks them, and each distinct
-``.npy`` header (the runs of a task share theirs) parsed once, by numpy's own header readers.
+10,000 files took under the profiler). The 10,000 files of the synthetic benchmark took
+1.1-1.3 s of CPU this way against 2.9-3.0 s through one ``zipfile.ZipFile`` each; ``np.load``
+took 1.3 s for 2,000 (a loaded 2-core machine, same process, back to back). Here the file is
+read once, its central directory parsed with :mod:`struct`, each member inflated with one
+``zlib.decompress`` and checked against its CRC-32 and size as :mod:`zipfile` checks them, and
+each distinct ``.npy`` header (the runs of a task share theirs) parsed once, by numpy's own
+header readers.
 
 Only the archives ``np.savez`` / ``np.savez_compressed`` write take this path (one disk, no
 archive comment, no zip64 central directory, stored or deflated ``.npy`` members); anything
-else, and anything damaged, goes through ``np.load`` itself, so errors and edge cases are exactly
-its own. No pickle: an object dtype is refused as ``np.load`` refuses it without
+else, and anything damaged, goes through ``np.load`` itself, so edge cases and errors are its
+own. No pickle: an object dtype is refused as ``np.load`` refuses it without
 ``allow_pickle``.
 """
 
