@@ -5,7 +5,6 @@ byte, and re-reads and recomputes what changed."""
 from __future__ import annotations
 
 import dataclasses
-import gc
 import importlib
 import json
 import os
@@ -371,32 +370,3 @@ def test_a_run_rewritten_while_read_is_not_served_from_the_cache(results: Path) 
     assert cache.save()
     served = score_cache_module.ScoreArrayCache(results).get(unchanged.run_dir, unchanged.kind)[0]
     assert served is not None and served.keys() == old.keys()
-
-
-@pytest.mark.parametrize("enabled", [True, False])
-def test_prefetch_restores_the_garbage_collector(
-    results: Path, enabled: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """prefetch pauses the cyclic collector while it reads (it makes no cycles) and leaves it
-    as it found it, also when the build is interrupted (Ctrl-C during a read)."""
-    runs = _runs(results)
-    was = gc.isenabled()
-    try:
-        (gc.enable if enabled else gc.disable)()
-        states: list[bool] = []
-        real = benchmark.analysis.classification.load_logit_predictions
-
-        def spying(run_dir: Path) -> dict[str, np.ndarray]:
-            states.append(gc.isenabled())
-            if len(states) == 2:
-                raise KeyboardInterrupt
-            return real(run_dir)
-
-        monkeypatch.setattr(benchmark.analysis.classification, "load_logit_predictions",
-                            spying)  # fmt: skip
-        loader = compare_module.RunScoreLoader([])
-        with pytest.raises(KeyboardInterrupt):
-            loader.prefetch(runs)
-        assert states == [False, False] and gc.isenabled() == enabled
-    finally:
-        (gc.enable if was else gc.disable)()

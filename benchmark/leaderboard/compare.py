@@ -9,7 +9,6 @@ the kind; this module only sees :class:`benchmark.scores.RunScores`.
 
 from __future__ import annotations
 
-import gc
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,17 +81,9 @@ class RunScoreLoader:
         process on purpose: reading a file is mostly Python work that holds the GIL; threads
         measured three times slower than this loop with np.load, and with the struct/zlib
         reader two threads still took 3.8-5.2 s wall for 10,000 files against 1.9-2.9 s for
-        the loop. The cyclic garbage collector is paused meanwhile: the loop makes
-        no cycles, but its many small objects set off full collections that walk everything
-        the build holds (10,000 records), 1 of 4.6 s CPU at 10,000 runs."""
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            for run in runs:
-                self.get(run)
-        finally:
-            if paused:
-                gc.enable()
+        the loop."""
+        for run in runs:
+            self.get(run)
 
     def _load(self, run: Run) -> RunScores | None:
         try:
