@@ -101,7 +101,7 @@ class ScoreArrayCache:
         """Store a run's arrays under the key :meth:`get` took before its files were read. Not
         stat'ed again: a run rewritten while it was read has a new ``ctime_ns`` (any write or
         rename sets it), so its entry, stored under the old key, is never served; a second
-        stat per run cost 0.3 s of a cold 10,000-run build."""
+        stat per run cost 0.12-0.17 s of CPU in a cold 10,000-run build."""
         rel = self._rel(run_dir)
         if rel is None or key is None:
             return
@@ -137,7 +137,7 @@ class ScoreArrayCache:
 def _encode(entries: dict[str, tuple[StatKey, str, Arrays]]) -> bytes:
     """The cache file's bytes. An array is stored once however many runs hold it: keyed by its
     dtype, shape and bytes themselves (Python hashes the bytes once and compares them only on a
-    match), which cost 0.4 s less than a blake2b digest per array over 40,000 arrays."""
+    match): 0.20-0.31 s against 0.37-0.97 s with a blake2b digest per array (40,000 arrays)."""
     blobs: list[list[Any]] = []
     seen: dict[tuple[str, tuple[int, ...], bytes], int] = {}
     chunks: list[bytes] = []

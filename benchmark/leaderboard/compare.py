@@ -64,7 +64,7 @@ class RunScoreLoader:
         self.disk = disk  # the on-disk cache of score arrays (None: --no-cache)
         self._scores: dict[Path, RunScores | None] = {}
         # example-id arrays already found unique, by dtype and bytes: the runs of a task share
-        # their test set, so a 10,000-run build checks 20 sets instead of 10,000 (0.2 s)
+        # their test set, so a 10,000-run build checks 20 sets, not 10,000 (26 us each)
         self._unique_ids: set[tuple[str, bytes]] = set()
         # the problems reading each run gave (the comparison cache stores them with its entry)
         self.run_problems: dict[Path, list[Problem]] = {}
