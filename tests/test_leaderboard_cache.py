@@ -26,12 +26,14 @@ from benchmark.leaderboard.cache import COMPARISONS_FILE, QUANTILES_FILE, RECORD
 from benchmark.leaderboard.collect import READING_FIELDS
 from benchmark.leaderboard.model import Run
 from benchmark.score_cache import CACHE_DIR, CACHE_FILE
+from benchmark.scores import RunScores
 
 # the modules, not the functions benchmark.leaderboard exports under the same names
 build_module = importlib.import_module("benchmark.leaderboard.build")
 cache_module = importlib.import_module("benchmark.leaderboard.cache")
 score_cache_module = importlib.import_module("benchmark.score_cache")
 collect_module = importlib.import_module("benchmark.leaderboard.collect")
+compare_module = importlib.import_module("benchmark.leaderboard.compare")
 CLASSES = [f"c{i}" for i in range(5)]
 N = 100
 TARGET = np.repeat(np.arange(5), N // 5)
@@ -317,3 +319,56 @@ def test_damaged_compressed_predictions_are_a_problem(results: Path, tmp_path: P
         benchmark.analysis.npz.read_npz(broken)
     markdown, _ = _build(results, tmp_path / "a")
     assert "unreadable predictions" in markdown
+
+
+def test_empty_predictions_file_is_a_problem(results: Path, tmp_path: Path) -> None:
+    """An empty predictions.npz (a disk that filled up): np.load raises EOFError, outside the
+    errors the comparisons catch; read_npz makes it a ValueError, so it is a problem row, not
+    a crash of the build (found while rewriting read_npz)."""
+    broken = next(results.glob("runs/*/*/original_r18/*/predictions.npz"))
+    broken.write_bytes(b"")
+    markdown, _ = _build(results, tmp_path / "a")
+    assert "unreadable predictions" in markdown
+
+
+def _runs(results: Path) -> list[Run]:
+    runs, problems, _ = collect_module.collect(results, None)
+    assert not problems
+    return sorted(runs, key=lambda run: str(run.run_dir))
+
+
+def test_repeated_ids_are_found_after_a_unique_set(results: Path) -> None:
+    """The loader checks each distinct example-id set once (the runs of a task share theirs):
+    a run whose ids repeat one is still caught after runs whose ids did not."""
+    loader = compare_module.RunScoreLoader([])
+    first, second, third = _runs(results)[:3]
+    ids = np.asarray([f"test/{i}" for i in range(N)])
+    assert loader._checked(first, RunScores(ids), []) is not None
+    assert loader._checked(second, RunScores(ids.copy()), []) is not None  # equal: not again
+    repeated = ids.copy()
+    repeated[1] = repeated[0]
+    assert loader._checked(third, RunScores(repeated), []) is None
+    assert [p.what for p in loader.problems] == ["unreadable predictions"]
+    assert "repeated example ids" in loader.problems[0].message
+
+
+def test_a_run_rewritten_while_read_is_not_served_from_the_cache(results: Path) -> None:
+    """put stores a run's arrays under the key get took before the files were read (no second
+    stat): a run rewritten in between has a new ctime, so its entry is never served."""
+    run = _runs(results)[0]
+    cache = score_cache_module.ScoreArrayCache(results)
+    arrays, key = cache.get(run.run_dir, run.kind)
+    assert arrays is None and key is not None
+    old = benchmark.analysis.classification.classification_score_arrays(run.run_dir, run.record)
+    predictions = run.run_dir / "predictions.npz"
+    predictions.write_bytes(predictions.read_bytes())  # same bytes, a new ctime
+    cache.put(run.run_dir, run.kind, key, old)
+    assert cache.save()
+    again = score_cache_module.ScoreArrayCache(results)
+    assert again.get(run.run_dir, run.kind)[0] is None  # stale: read from the predictions
+    unchanged = _runs(results)[1]  # a run not rewritten is served
+    arrays, key = cache.get(unchanged.run_dir, unchanged.kind)
+    cache.put(unchanged.run_dir, unchanged.kind, key, old)
+    assert cache.save()
+    served = score_cache_module.ScoreArrayCache(results).get(unchanged.run_dir, unchanged.kind)[0]
+    assert served is not None and served.keys() == old.keys()

@@ -3,13 +3,16 @@ arrays (dtype, shape, order, values, writable), and np.load's own errors for any
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.lib import format as npy_format
 
-from benchmark.analysis.npz import read_npz
+from benchmark.analysis import npz
+from benchmark.analysis.npz import READ_ERRORS, read_npz
 
 
 def _np_load(path: Path) -> dict[str, np.ndarray]:
@@ -65,3 +68,161 @@ def test_np_load_errors_for_everything_else(tmp_path: Path) -> None:
             assert read_npz(path) == _np_load(path)
             continue
         assert _error(read_npz, path) == _error(_np_load, path), name
+
+
+def _arrays() -> dict[str, np.ndarray]:
+    """Every kind of array a predictions file can hold, and a few more."""
+    rng = np.random.default_rng(1)
+    return {
+        "logits": rng.normal(size=(5, 3)).astype(np.float32),
+        "ids": np.asarray(["a", "bb", "ccc"]),
+        "bytes": np.asarray([b"x", b"yz"]),
+        "scalar": np.asarray(2.5),
+        "empty": np.zeros((0,), np.int64),
+        "fortran": np.asfortranarray(rng.normal(size=(3, 4))),
+        "bools": rng.random(6) < 0.5,
+        "record": np.zeros(2, dtype=[("a", "<i4"), ("b", "<f8")]),
+    }
+
+
+def _hand_written(path: Path, compression: int, version: tuple[int, int],
+                  stream: bool = False) -> None:  # fmt: skip
+    """An archive written by zipfile itself (no zip64 extras), with .npy headers of the given
+    format version; ``stream``: through a non-seekable file, so every member has a data
+    descriptor after its data and zeros in its local header."""
+
+    class _Unseekable(io.RawIOBase):
+        def __init__(self, sink: io.BufferedWriter) -> None:
+            self.sink = sink
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: bytes) -> int:  # type: ignore[override]
+            return self.sink.write(b)
+
+    with path.open("wb") as sink:
+        target = _Unseekable(sink) if stream else sink
+        with zipfile.ZipFile(target, "w", compression) as archive:  # type: ignore[arg-type]
+            for name, array in _arrays().items():
+                member = io.BytesIO()
+                npy_format.write_array(member, array, version=version)
+                archive.writestr(f"{name}.npy", member.getvalue())
+
+
+def _same_as_np_load(path: Path) -> None:
+    reference = _np_load(path)
+    fast = read_npz(path)
+    assert list(fast) == list(reference)
+    for name, array in reference.items():
+        assert fast[name].dtype == array.dtype and fast[name].shape == array.shape, name
+        assert fast[name].flags.f_contiguous == array.flags.f_contiguous, name
+        np.testing.assert_array_equal(fast[name], array)
+
+
+@pytest.mark.parametrize("writer", ["savez", "savez_compressed", "stored", "deflated",
+                                    "deflated-v2", "streamed", "stored-v3"])  # fmt: skip
+def test_fast_path_reads_what_numpy_and_zipfile_write(tmp_path: Path, writer: str) -> None:
+    """np.savez's archives (zip64 extras in the local headers), zipfile's own (none; a data
+    descriptor when written to a stream), .npy headers of versions 1 and 2 are read by the
+    struct/zlib path itself, and give np.load's arrays; version 3 (np.load reads it) falls back."""
+    path = tmp_path / "a.npz"
+    if writer.startswith("savez"):
+        getattr(np, writer)(path, **_arrays())
+    else:
+        method = zipfile.ZIP_STORED if writer.startswith("stored") else zipfile.ZIP_DEFLATED
+        version = (3, 0) if writer.endswith("v3") else (2, 0) if writer.endswith("v2") else (1, 0)
+        _hand_written(path, method, version, stream=writer == "streamed")
+    _same_as_np_load(path)
+    members = npz._members(path.read_bytes())  # the fast path's own reading: no _NotFast
+    assert [name for name, _ in members] == list(_arrays())
+    if writer.endswith("v3"):
+        with pytest.raises(ValueError):  # not an .npy the fast path parses: np.load's turn
+            npz._array(members[0][1], members[0][0])
+
+
+def test_archives_the_fast_path_leaves_to_np_load(tmp_path: Path) -> None:
+    """A comment, a bzip2 member, bytes before the archive, member counts that disagree with
+    the central directory: np.load's answer, whatever it is."""
+    arrays = {"a": np.arange(4), "b": np.ones((2, 2))}
+    np.savez(tmp_path / "plain.npz", **arrays)
+    data = (tmp_path / "plain.npz").read_bytes()
+    with zipfile.ZipFile(tmp_path / "comment.npz", "w") as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.save(member, array)
+            archive.writestr(f"{name}.npy", member.getvalue())
+        archive.comment = b"a comment"
+    with zipfile.ZipFile(tmp_path / "bzip2.npz", "w", zipfile.ZIP_BZIP2) as archive:
+        member = io.BytesIO()
+        np.save(member, arrays["a"])
+        archive.writestr("a.npy", member.getvalue())
+    (tmp_path / "prefixed.npz").write_bytes(b"PK\x03\x04" + data)  # np.load: "not a zip"
+    end = data.rindex(b"PK\x05\x06")  # both member counts edited to 1: zipfile reads the
+    counts = data[:end + 8] + b"\x01\x00\x01\x00" + data[end + 12:]  # directory by its size
+    (tmp_path / "counts.npz").write_bytes(counts)
+    for name in ["comment.npz", "bzip2.npz", "prefixed.npz", "counts.npz"]:
+        with pytest.raises(npz._NotFast):
+            npz._members((tmp_path / name).read_bytes())
+        assert _outcome(read_npz, tmp_path / name) == _outcome(_np_load, tmp_path / name), name
+
+
+def _outcome(read: object, path: Path) -> tuple[str, object]:
+    """The arrays (by value) or the error (type and message) a reader gives."""
+    try:
+        got = read(path)  # type: ignore[operator]
+    except Exception as err:  # noqa: BLE001 - comparing whichever error each raises
+        return "error", (type(err), str(err))
+    return "arrays", {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in got.items()}
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_every_flipped_byte_and_every_truncation(tmp_path: Path, save: object) -> None:
+    """Damage anywhere in a file (one byte flipped, or the file cut short): the same arrays as
+    np.load, or an error the leaderboard lists as a problem (np.load's own where it is one of
+    READ_ERRORS). A flipped byte in a member's data fails its CRC-32 as in zipfile, so damaged
+    data is never read as numbers; so does a flipped CRC in the central directory after the
+    same member bytes were read intact (the inflate memo is keyed by the CRC too)."""
+    original = tmp_path / "original.npz"
+    save(original, logits=np.arange(12, dtype=np.float32).reshape(4, 3),  # type: ignore[operator]
+         target=np.arange(4), example_id=np.asarray(["a", "b", "c", "d"]))  # fmt: skip
+    data = original.read_bytes()
+    path = tmp_path / "damaged.npz"
+    damaged = [data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:] for i in range(len(data))]
+    damaged += [data[:i] for i in range(0, len(data), 7)]
+    for case, content in enumerate(damaged):
+        path.write_bytes(content)
+        fast, reference = _outcome(read_npz, path), _outcome(_np_load, path)
+        if reference[0] == "arrays":
+            assert fast == reference, case
+            continue
+        assert fast[0] == "error" and issubclass(fast[1][0], READ_ERRORS), (case, fast)
+        if issubclass(reference[1][0], READ_ERRORS):
+            assert fast == reference, case
+
+
+def test_flipped_data_byte_is_a_crc_error(tmp_path: Path) -> None:
+    """In a stored member the data is the array's bytes: only the CRC-32 tells a flipped byte."""
+    path = tmp_path / "a.npz"
+    np.savez(path, values=np.zeros(64))
+    data = bytearray(path.read_bytes())
+    data[data.index(b"\n", data.index(b"NUMPY")) + 10] ^= 0x01  # in the floats after the header
+    path.write_bytes(bytes(data))
+    with pytest.raises(zipfile.BadZipFile, match="Bad CRC-32"):
+        read_npz(path)
+
+
+def test_empty_and_encrypted_files_are_value_errors(tmp_path: Path) -> None:
+    """np.load raises EOFError for an empty file and NotImplementedError for an archive that
+    needs a newer zip version: outside READ_ERRORS, so they become ValueError."""
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="EOFError"):
+        read_npz(empty)
+    np.savez(tmp_path / "v.npz", a=np.arange(3))
+    data = bytearray((tmp_path / "v.npz").read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[central + 6] = 99  # "version needed to extract": 9.9
+    (tmp_path / "v.npz").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="NotImplementedError"):
+        read_npz(tmp_path / "v.npz")
