@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -74,9 +75,13 @@ class ResampledMetric:
     values: np.ndarray | None = None
     rebuild: Callable[[np.ndarray], ResampledMetric] | None = None
     merge_key: str = ""
-    # the same metric as ``finish(counts @ weights)`` with integer-valued ``weights [N, W]``
-    # (see benchmark.stats.LinearJob): lets the leaderboard batch it with other comparisons
-    linear: tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]] | None = None
+    # gives the same metric as ``finish(counts @ weights)`` with integer-valued ``weights
+    # [N, W]`` (see benchmark.stats.LinearJob), or None: lets the leaderboard batch it with
+    # other comparisons. A function, so the weights are built only for the metrics resampled
+    # (a merged side's, not each of 10,000 runs').
+    linear: Callable[[], tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]] | None] | None = (
+        None
+    )
 
 
 Scored = ExampleScores | ResampledMetric
@@ -140,36 +145,44 @@ def mean_per_class_accuracy_metric(
     a fraction with a small common denominator ``D`` the hits are summed as integer numerators
     (exact in float64), so each class's accuracy is the correctly rounded ``hits / (seen * D)``
     whatever the order of the sum."""
-    denominator = common_denominator(correct)
-    exact = denominator is not None
-    numerators = np.rint(correct * denominator) if exact else correct
-    denominator = denominator or 1
     n = len(target)
+    dense = n * num_classes <= _DENSE_CLASS_ELEMENTS
+    kept: dict[str, Any] = {}
+
+    def prepared() -> dict[str, Any]:
+        """Numerators, denominator and (few classes) the dense weights, on first use."""
+        if not kept:
+            denominator = common_denominator(correct)
+            kept["exact"] = denominator is not None
+            kept["numerators"] = np.rint(correct * denominator) if denominator else correct
+            kept["denominator"] = denominator or 1
+            if dense:
+                weights = np.zeros((n, 2 * num_classes))
+                weights[np.arange(n), target] = kept["numerators"]
+                weights[np.arange(n), num_classes + target] = 1.0
+                kept["weights"] = weights
+        return kept
 
     def finish(sums: np.ndarray) -> np.ndarray:
         """Sums of ``[hits | examples]`` per class -> the mean of the present classes' accuracy."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            acc = sums[:, :num_classes] / (sums[:, num_classes:] * denominator)
+            acc = sums[:, :num_classes] / (sums[:, num_classes:] * prepared()["denominator"])
         return nanmean_rows(acc)
 
-    if n * num_classes <= _DENSE_CLASS_ELEMENTS:
-        weights = np.zeros((n, 2 * num_classes))
-        weights[np.arange(n), target] = numerators
-        weights[np.arange(n), num_classes + target] = 1.0
+    def compute(idx: np.ndarray) -> np.ndarray:
+        if dense:
+            return finish(multiplicities(idx, n) @ prepared()["weights"])
+        # 1,000 classes over 50,000 images: a dense [N, 2C] would take 800 MB
+        rows = idx.shape[0]
+        keys = (target[idx] + (np.arange(rows) * num_classes)[:, None]).ravel()
+        size = rows * num_classes
+        hits = np.bincount(keys, weights=prepared()["numerators"][idx].ravel(), minlength=size)
+        seen = np.bincount(keys, minlength=size).astype(np.float64)
+        return finish(np.concatenate([hits.reshape(rows, num_classes),
+                                      seen.reshape(rows, num_classes)], axis=1))  # fmt: skip
 
-        def compute(idx: np.ndarray) -> np.ndarray:
-            return finish(multiplicities(idx, n) @ weights)
-
-    else:  # 1,000 classes over 50,000 images: a dense [N, 2C] would take 800 MB
-
-        def compute(idx: np.ndarray) -> np.ndarray:
-            rows = idx.shape[0]
-            keys = (target[idx] + (np.arange(rows) * num_classes)[:, None]).ravel()
-            size = rows * num_classes
-            hits = np.bincount(keys, weights=numerators[idx].ravel(), minlength=size)
-            seen = np.bincount(keys, minlength=size).astype(np.float64)
-            return finish(np.concatenate([hits.reshape(rows, num_classes),
-                                          seen.reshape(rows, num_classes)], axis=1))  # fmt: skip
+    def linear() -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]] | None:
+        return (prepared()["weights"], finish) if dense and prepared()["exact"] else None
 
     key = array_key(target) if merge_key is None else merge_key
     return ResampledMetric(
@@ -177,7 +190,7 @@ def mean_per_class_accuracy_metric(
         values=correct,
         rebuild=lambda mean: mean_per_class_accuracy_metric(mean, target, num_classes, key),
         merge_key=key,
-        linear=(weights, finish) if exact and n * num_classes <= _DENSE_CLASS_ELEMENTS else None,
+        linear=linear,
     )
 
 

@@ -195,16 +195,20 @@ def _merged(scored: list[Any], perms: list[np.ndarray | None]) -> ResampledMetri
     return scored[0].rebuild(np.mean([s.values for s in scored], axis=0))
 
 
-def _linear_side(scored: list[Any], perms: list[np.ndarray | None]) -> ResampledMetric | None:
-    """The side's one metric with a linear form (:attr:`ResampledMetric.linear`), if any."""
+LinearForm = tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]
+
+
+def _linear_side(scored: list[Any], perms: list[np.ndarray | None]) -> LinearForm | None:
+    """The linear form (:attr:`ResampledMetric.linear`) of the side's one metric, if any."""
     one = scored[0] if len(scored) == 1 and perms[0] is None else _merged(scored, perms)
-    return one if isinstance(one, ResampledMetric) and one.linear is not None else None
+    if not isinstance(one, ResampledMetric) or one.linear is None:
+        return None
+    return one.linear()
 
 
-def _pair_job(a: ResampledMetric, b: ResampledMetric, n_boot: int, rng_seed: int) -> LinearJob:
+def _pair_job(a: LinearForm, b: LinearForm, n_boot: int, rng_seed: int) -> LinearJob:
     """``metric_b - metric_a`` as one job: both sides' weights side by side."""
-    assert a.linear is not None and b.linear is not None
-    (weights_a, finish_a), (weights_b, finish_b) = a.linear, b.linear
+    (weights_a, finish_a), (weights_b, finish_b) = a, b
     split = weights_a.shape[1]
 
     def finish(sums: np.ndarray) -> np.ndarray:
