@@ -103,8 +103,10 @@ class RecordLinks:
         return target if self.base == "." else f"{self.base}/{target}"
 
 
-def _links(board: Leaderboard, out: Path) -> RecordLinks:
-    return RecordLinks(board.results, out)
+def _links(board: Leaderboard, out: Path, links: RecordLinks | None = None) -> RecordLinks:
+    """``links`` when the caller has one (``write`` shares one between the markdown, the page
+    and the CSVs, so each of 10,000 runs is linked once), else a new one."""
+    return links if links is not None else RecordLinks(board.results, out)
 
 
 def _metric_row(m: MetricDelta) -> dict[str, str]:
@@ -272,10 +274,11 @@ def seeds_header(confidence: str) -> str:
     return f"mean ± half-width of the {confidence} interval over seeds"
 
 
-def render_context(board: Leaderboard, out: Path, top: int) -> dict[str, Any]:
+def render_context(board: Leaderboard, out: Path, top: int,
+                   links: RecordLinks | None = None) -> dict[str, Any]:
     """What the markdown and the page show, as plain strings: computed once per write (for
     10,000 runs it is seconds) and read by both."""
-    links = _links(board, out)
+    links = _links(board, out, links)
     names = _setting_names(board)
     problems = [
         {"what": p.what, "task": p.task, "path": links(p.path, record=False), "message": p.message}
@@ -568,8 +571,8 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def render_csv(board: Leaderboard, out: Path) -> str:
-    links = _links(board, out)
+def render_csv(board: Leaderboard, out: Path, links: RecordLinks | None = None) -> str:
+    links = _links(board, out, links)
     buf = io.StringIO()
     # a plain writer of lists in CSV_FIELDS order: what DictWriter writes, without its per-row
     # key checks (a third of the CSV's time at 10,000 runs)
@@ -585,14 +588,14 @@ def render_csv(board: Leaderboard, out: Path) -> str:
         base = {"task": s.task, "protocol": s.protocol, "subset": s.subset, "setting": s.setting,
                 "kind": s.kind}
         for row in s.rows:
+            run_links = " ".join(links(r.run_dir) for r in row.runs)  # once per row, not metric
             for metric in s.scalar_metrics:
                 summ = row.summaries.get(metric)
                 if summ is None:
                     continue
                 put(section="backbone", **base, backbone=row.label, pretraining_data=row.data,
                     arch=row.arch, metric=metric, value=summ.mean, low=summ.low, high=summ.high,
-                    n_seeds=summ.n, fixture=row.fixture,
-                    links=" ".join(links(r.run_dir) for r in row.runs))
+                    n_seeds=summ.n, fixture=row.fixture, links=run_links)
     for comp in board.comparisons:
         s = comp.setting
         base = {"task": s.task, "protocol": s.protocol, "subset": s.subset, "setting": s.setting,
@@ -623,11 +626,11 @@ def render_csv(board: Leaderboard, out: Path) -> str:
     return buf.getvalue()
 
 
-def render_imagenet_csv(board: Leaderboard, out: Path) -> str:
+def render_imagenet_csv(board: Leaderboard, out: Path, links: RecordLinks | None = None) -> str:
     """``leaderboard_imagenet.csv``: the ImageNet section's numbers for every category (a file
     of its own: its rows carry images, faces fraction and supercategory, columns the long CSV
     does not have, and up to 3,000 rows per pair)."""
-    links = _links(board, out)
+    links = _links(board, out, links)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=imagenet.CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
