@@ -86,7 +86,7 @@ def build(
             timings["write record cache"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    kept = ComparisonCache(results, n_boot, confidence, rng_seed) if cache else None
+    kept = ComparisonCache(results, n_boot, confidence, rng_seed, readings) if cache else None
     comparisons: list[Comparison] = []
     todo: list[tuple[int, str | None, Setting, Row, Row, bool]] = []
     stored: list[Problem] = []  # problems kept with cached comparisons
@@ -207,7 +207,8 @@ def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
     }
     imagenet_csv = out / IMAGENET_CSV
     if board.imagenet:
-        written["imagenet csv"] = atomic_write_text(imagenet_csv, render_imagenet_csv(board, out, links))
+        written["imagenet csv"] = atomic_write_text(imagenet_csv,
+                                                    render_imagenet_csv(board, out, links))
     elif imagenet_csv.is_file():  # left by an earlier build that had evaluation pairs: stale
         imagenet_csv.unlink()
     board.timings["write files"] = time.perf_counter() - t0
