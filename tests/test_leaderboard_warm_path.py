@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+import shutil
 from pathlib import Path
 
+import jinja2
 import numpy as np
 import pytest
 from helpers import bench
@@ -17,6 +20,8 @@ from benchmark.leaderboard.collect import READING_FIELDS, collect, group_setting
 from benchmark.leaderboard.compare import new_comparison
 from benchmark.leaderboard.model import Comparison
 from benchmark.leaderboard.pairs import find_pairs
+
+template_cache = importlib.import_module("benchmark.leaderboard.template_cache")
 
 cache_module = importlib.import_module("benchmark.leaderboard.cache")
 CLASSES = ["a", "b", "c", "d"]
@@ -83,3 +88,94 @@ def test_a_record_changed_after_reading_changes_the_key(results: Path) -> None:
     after = cache_module.ComparisonCache(results, 200, 0.95, 0, readings).key(comp)
     assert after != before
     assert after == cache_module.ComparisonCache(results, 200, 0.95, 0).key(comp)
+
+
+def _page(results: Path, out: Path) -> str:
+    assert bench("leaderboard", "--results", results, "--out", out, "--no-plots",
+                 "--n-boot", "200", "--no-cache") == 0  # fmt: skip
+    return re.sub(r"Generated \S+ from", "Generated TIME from", (out / "index.html").read_text())
+
+
+@pytest.fixture
+def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's cache folder, here; the compiled page template's file in it."""
+    monkeypatch.setenv(template_cache.CACHE_ENV, str(tmp_path / "user-cache"))
+    return template_cache.default_folder()
+
+
+def _compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every template Jinja compiles from its source (instead of reading cached code)."""
+    compiled: list[str] = []
+    real = jinja2.Environment.compile
+
+    def counting(self: jinja2.Environment, source: str, name: str | None = None,
+                 *args: object, **kwargs: object) -> object:  # fmt: skip
+        compiled.append(str(name))
+        return real(self, source, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    return compiled
+
+
+def test_the_page_template_is_compiled_once_per_user(
+    results: Path, tmp_path: Path, user_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiled = _compiles(monkeypatch)
+    first = _page(results, tmp_path / "a")
+    assert compiled == ["index.html.j2"]
+    (code,) = user_cache.glob("*.code")
+    assert user_cache.stat().st_mode & 0o777 == 0o700
+    compiled.clear()
+    assert _page(results, tmp_path / "b") == first  # the cached code, the same page
+    assert compiled == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "other header", "empty", "folder"])
+def test_a_damaged_template_cache_is_compiled_again(
+    results: Path, tmp_path: Path, user_cache: Path, monkeypatch: pytest.MonkeyPatch,
+    damage: str,
+) -> None:
+    first = _page(results, tmp_path / "a")
+    (code,) = user_cache.glob("*.code")
+    data = code.read_bytes()
+    header = data[:data.index(b"\n") + 1]
+    if damage == "truncated":
+        code.write_bytes(data[:len(data) // 2])
+    elif damage == "garbage":
+        code.write_bytes(header + b"\x00not marshal data" * 10)
+    elif damage == "other header":
+        code.write_bytes(header.replace(b"jinja2", b"jinja9") + data[len(header):])
+    elif damage == "empty":
+        code.write_bytes(b"")
+    else:
+        code.unlink()
+        code.mkdir()
+    compiled = _compiles(monkeypatch)
+    assert _page(results, tmp_path / "b") == first
+    assert compiled == ["index.html.j2"]
+
+
+@pytest.mark.parametrize("folder", ["writable by others", "a file", "unwritable"])
+def test_an_unsafe_or_unusable_cache_folder_is_not_used(
+    results: Path, tmp_path: Path, user_cache: Path, monkeypatch: pytest.MonkeyPatch,
+    folder: str,
+) -> None:
+    """Cached code is run: it is read only from a folder of this user that others cannot
+    write; any other folder means the template is compiled, as without a cache."""
+    first = _page(results, tmp_path / "a")
+    shutil.rmtree(user_cache)
+    if folder == "writable by others":
+        user_cache.mkdir(mode=0o700)
+        user_cache.chmod(0o777)
+    elif folder == "a file":
+        user_cache.write_text("not a folder")
+    else:  # a full disk or a read-only home (chmod would not stop root, who runs CI here)
+        def refuse(path: Path, data: bytes) -> Path:
+            raise PermissionError(13, "Permission denied", str(path))
+
+        monkeypatch.setattr(template_cache, "atomic_write_bytes", refuse)
+    compiled = _compiles(monkeypatch)
+    assert _page(results, tmp_path / "b") == first
+    assert _page(results, tmp_path / "c") == first
+    assert compiled == ["index.html.j2"] * 2  # compiled each time: nothing kept or read
+    assert not user_cache.is_dir() or not list(user_cache.glob("*.code"))
