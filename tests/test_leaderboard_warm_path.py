@@ -4,10 +4,13 @@ process imports. Each shortcut here gives what the long way gives."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import jinja2
@@ -179,3 +182,27 @@ def test_an_unsafe_or_unusable_cache_folder_is_not_used(
     assert _page(results, tmp_path / "c") == first
     assert compiled == ["index.html.j2"] * 2  # compiled each time: nothing kept or read
     assert not user_cache.is_dir() or not list(user_cache.glob("*.code"))
+
+
+def test_bench_leaderboard_does_not_build_the_run_options(results: Path, tmp_path: Path) -> None:
+    """`bench leaderboard` lists `run` and `sweep` without their options: their RunRequest
+    (benchmark.request) is start-up time no other command needs. `bench run` still has them."""
+    argv = ["leaderboard", "--results", str(results), "--out", str(tmp_path / "site"),
+            "--no-plots", "--n-boot", "200"]  # fmt: skip
+    code = ("import sys, benchmark.cli; rc = benchmark.cli.main({argv!r}); assert rc == 0; "
+            "assert 'benchmark.request' not in sys.modules, 'benchmark.request was imported'")
+    proc = subprocess.run([sys.executable, "-c", code.format(argv=argv)], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "site" / "index.html").is_file()
+    from benchmark.cli import build_parser
+
+    for command in ("run", "sweep", None, "--help"):
+        assert "--seed" in _subcommand_help(build_parser(command), "run" if command is None
+                                            or command.startswith("-") else command)
+    assert "--seed" not in _subcommand_help(build_parser("leaderboard"), "run")
+
+
+def _subcommand_help(parser: argparse.ArgumentParser, name: str) -> str:
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices[name].format_help()
