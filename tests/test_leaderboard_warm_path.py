@@ -206,3 +206,19 @@ def test_bench_leaderboard_does_not_build_the_run_options(results: Path, tmp_pat
 def _subcommand_help(parser: argparse.ArgumentParser, name: str) -> str:
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     return sub.choices[name].format_help()
+
+
+@pytest.mark.parametrize("safe", ["/.-_~", "/.-_~#"])
+def test_url_quote_is_urllib_quote(safe: str) -> None:
+    """The shortcut for links that need no quoting gives what quote() gives, for every link."""
+    from urllib.parse import quote
+
+    from benchmark.leaderboard.render import url_quote
+
+    rng = np.random.default_rng(0)
+    alphabet = list("aZ09_.-~/") + list(" #%?&<>\"'|[]()éß\\\n\t:;=+@") + ["日", "\U0001f600"]
+    hrefs = ["runs/cifar10/finetune/blurred_r50/seed0-0123abcd/record.json", "", "a b", "é",
+             "../results/runs/x#y/record.json", "~user/a.b-c_d"]  # fmt: skip
+    hrefs += ["".join(rng.choice(alphabet, size=rng.integers(0, 12))) for _ in range(500)]
+    for href in hrefs:
+        assert url_quote(href, safe) == quote(href, safe=safe), href
