@@ -602,46 +602,57 @@ def render_csv(board: Leaderboard, out: Path, links: RecordLinks | None = None) 
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
 
-    def put(**row: Any) -> None:
+    blank = [""] * len(CSV_FIELDS)  # what an absent field (None) is written as
+
+    def cells(start: list[str], row: dict[str, Any]) -> list[str]:
+        """``start`` with the fields of ``row`` filled in: the fields a setting, comparison or
+        backbone shares are converted once (``start``), not once per line (3,200 lines)."""
+        out = start.copy()
+        for name, value in row.items():
+            out[CSV_COLUMN[name]] = _csv_cell(value)
+        return out
+
+    def put(base: list[str] = blank, **row: Any) -> None:
         if row.get("low") is not None or row.get("seeds_low") is not None:
             row.setdefault("confidence", board.confidence)  # the level of low/high/seeds_*
-        cells = [""] * len(CSV_FIELDS)  # what an absent field (None) is written as
-        for name, value in row.items():  # only the fields given (half of them, per row)
-            cells[CSV_COLUMN[name]] = _csv_cell(value)
-        writer.writerow(cells)
+        writer.writerow(cells(base, row))
 
     for s in board.settings:
-        base = {"task": s.task, "protocol": s.protocol, "subset": s.subset, "setting": s.setting,
-                "kind": s.kind}
+        where = {"task": s.task, "protocol": s.protocol, "subset": s.subset,
+                 "setting": s.setting, "kind": s.kind}
         for row in s.rows:
-            # once per row, not per metric
-            run_links, fixture = " ".join(links(r.run_dir) for r in row.runs), row.fixture
+            base = cells(blank, {**where, "section": "backbone", "backbone": row.label,
+                                 "pretraining_data": row.data, "arch": row.arch,
+                                 "fixture": row.fixture,
+                                 "links": " ".join(links(r.run_dir) for r in row.runs)})
             for metric in s.scalar_metrics:
                 summ = row.summaries.get(metric)
                 if summ is None:
                     continue
-                put(section="backbone", **base, backbone=row.label, pretraining_data=row.data,
-                    arch=row.arch, metric=metric, value=summ.mean, low=summ.low, high=summ.high,
-                    n_seeds=summ.n, fixture=fixture, links=run_links)
+                put(base, metric=metric, value=summ.mean, low=summ.low, high=summ.high,
+                    n_seeds=summ.n)
     for comp in board.comparisons:
         s = comp.setting
-        base = {"task": s.task, "protocol": s.protocol, "subset": s.subset, "setting": s.setting,
-                "kind": s.kind, "backbone": comp.b.label, "pretraining_data": comp.b.data,
-                "arch": comp.b.arch, "compared_with": comp.a.label,
-                "fixture": comp.a.fixture or comp.b.fixture, "n_examples": comp.n_examples}
+        shared = {"task": s.task, "protocol": s.protocol, "subset": s.subset,
+                  "setting": s.setting, "kind": s.kind, "backbone": comp.b.label,
+                  "pretraining_data": comp.b.data, "arch": comp.b.arch,
+                  "compared_with": comp.a.label, "fixture": comp.a.fixture or comp.b.fixture,
+                  "n_examples": comp.n_examples}
+        base = cells(blank, {**shared, "section": "comparison"})
         for m in comp.metrics:
             paired = m.paired
-            put(section="comparison", **base, metric=m.metric, value=m.delta,
+            put(base, metric=m.metric, value=m.delta,
                 low=paired.low if paired else None, high=paired.high if paired else None,
                 seeds_low=m.seeds.low if m.seeds else None,
                 seeds_high=m.seeds.high if m.seeds else None,
                 n_seeds=f"{len(comp.a.runs)}+{len(comp.b.runs)}",
                 p_value=paired.p_value if paired else None, verdict=m.verdict)
+        base = cells(blank, {**shared, "section": "column"})
         for view in comp.columns:
             for j, name in enumerate(view.columns):
                 r = view.results[j]
-                put(section="column", **base, metric=view.metric, column=name, value=r.delta,
-                    low=r.low, high=r.high, p_value=r.p_value, p_holm=float(view.p_holm[j]))
+                put(base, metric=view.metric, column=name, value=r.delta, low=r.low,
+                    high=r.high, p_value=r.p_value, p_holm=float(view.p_holm[j]))
     for arch, orig, _, blur, _ in PAPER_IMAGENET_TOP1:
         for data, value in (("original", orig), ("blurred", blur)):
             put(section="reference", task="imagenet (paper)", backbone=arch,
