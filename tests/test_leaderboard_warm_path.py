@@ -85,7 +85,10 @@ def test_a_record_changed_after_reading_changes_the_key(results: Path) -> None:
     comp, readings = _comparison(results, save=True)  # cold: every record read, stat kept
     before = cache_module.ComparisonCache(results, 200, 0.95, 0, readings).key(comp)
     record = comp.b.runs[0].run_dir / "record.json"
-    record.write_text(record.read_text() + " ")  # still the same run, another file
+    text = record.read_text()
+    # still the same run, the same size (so every field of the stat must be in the key)
+    record.write_text(text.replace('"task": ', '"task":', 1) + " ")
+    assert len(record.read_text()) == len(text) and record.read_text() != text
     comp, readings = _comparison(results)
     assert readings.misses == 1  # read again
     after = cache_module.ComparisonCache(results, 200, 0.95, 0, readings).key(comp)
@@ -222,3 +225,15 @@ def test_url_quote_is_urllib_quote(safe: str) -> None:
     hrefs += ["".join(rng.choice(alphabet, size=rng.integers(0, 12))) for _ in range(500)]
     for href in hrefs:
         assert url_quote(href, safe) == quote(href, safe=safe), href
+
+
+def test_only_entries_that_hold_a_full_stat_give_one(tmp_path: Path) -> None:
+    """An entry of another shape (another layout of the record cache, a hand-edited file) gives
+    no stat, so the key takes its own instead of a wrong one."""
+    readings = cache_module.RecordCache(tmp_path, READING_FIELDS)
+    readings.keep("runs/a", [[1, 2, 3, 4], ["reading"]])
+    readings.keep("runs/b", [10, 20, 30, 40, "group"])
+    readings.keep("runs/c", [[1, 2.0, 3, 4], {"problem": []}])
+    readings.keep("runs/d", [[1, 2, 3], {"problem": []}])
+    readings.keep("runs/e", [])
+    assert readings.record_stats() == {"runs/a": [1, 2, 3, 4]}

@@ -190,8 +190,14 @@ class RecordCache(_JsonCache):
     def record_stats(self) -> dict[str, list[int]]:
         """Each kept run's ``record.json`` stat (by folder relative to the results), as taken
         when this build read it (:meth:`get`): the comparison keys reuse them instead of a
-        second ``stat`` per run."""
-        return {rel: entry[0] for rel, entry in self._new.items()}
+        second ``stat`` per run. Only an entry that holds a full stat counts (any other shape:
+        the key takes its own stat)."""
+        stats = {}
+        for rel, entry in self._new.items():
+            stat = entry[0] if isinstance(entry, list) and entry else None
+            if isinstance(stat, list) and len(stat) == 4 and all(type(v) is int for v in stat):
+                stats[rel] = stat
+        return stats
 
     def save(self) -> bool:  # type: ignore[override]
         """Write the kept readings with the task configs they refer to."""
