@@ -39,7 +39,14 @@ def _add_run_options(p: argparse.ArgumentParser, sweep: bool) -> None:
     add_options(p, "shared" if sweep else "run")
 
 
-def build_parser() -> argparse.ArgumentParser:
+RUN_COMMANDS = ("run", "sweep")  # the commands whose options come from RunRequest
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command's parser; ``command`` (the command line's first word): when it is another
+    command, ``run`` and ``sweep`` are listed without their options, whose RunRequest
+    (:mod:`benchmark.request`, pydantic) costs every other command ~50 ms of start-up."""
+    run_options = command is None or command.startswith("-") or command in RUN_COMMANDS
     parser = argparse.ArgumentParser(
         prog="bench",
         description="Fine-tune ImageNet backbones (original vs face-blurred) on downstream tasks.",
@@ -50,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 title="commands")
 
-    _add_run_arguments(sub.add_parser(
-        "run", help="fine-tune (or linear-probe) one backbone on one task"))
+    run = sub.add_parser("run", help="fine-tune (or linear-probe) one backbone on one task")
+    if run_options:
+        _add_run_arguments(run)
 
     lst = sub.add_parser("list", help="list registered tasks or backbones")
     lst.add_argument("what", choices=["tasks", "backbones"], metavar="{tasks,backbones}",
@@ -108,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "--slurm array_parallelism=8")
     sweep.add_argument("--wait", action="store_true",
                        help="slurm: wait for the jobs and report each run")
-    _add_run_options(sweep, sweep=True)
+    if run_options:
+        _add_run_options(sweep, sweep=True)
 
     board = sub.add_parser(
         "leaderboard", help="tables, original-vs-blurred comparisons and plots from run records"
@@ -594,7 +603,8 @@ def _check_folder_arguments(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit status: 0 done, 2 the user's mistake, 1 the environment (or a bug), 130 interrupted;
     each failure one line on stderr, the traceback only with ``BENCH_DEBUG=1``."""
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(words[0] if words else None).parse_args(words)
     try:
         _check_folder_arguments(args)
         return COMMANDS[args.command](args)

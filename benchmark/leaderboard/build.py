@@ -35,6 +35,7 @@ from benchmark.leaderboard.plots import (
     render_plots,
 )
 from benchmark.leaderboard.render import (
+    RecordLinks,
     render_context,
     render_csv,
     render_html,
@@ -125,7 +126,7 @@ def build(
             timings["write record cache"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    kept = ComparisonCache(results, n_boot, confidence, rng_seed) if cache else None
+    kept = ComparisonCache(results, n_boot, confidence, rng_seed, readings) if cache else None
     comparisons: list[Comparison] = []
     todo: list[tuple[int, str | None, Setting, Row, Row, bool]] = []
     stored: list[Problem] = []  # problems kept with cached comparisons
@@ -238,17 +239,19 @@ def write(board: Leaderboard, out: Path, top: int = 10) -> dict[str, Path]:
         for view in comp.columns:
             if view.plot_png:
                 atomic_write_bytes(out / view.plot_file, view.plot_png)
-    ctx = render_context(board, out, top)
+    links = RecordLinks(board.results, out)
+    ctx = render_context(board, out, top, links)
     written = {
         "markdown": atomic_write_text(out / "leaderboard.md",
                                       render_markdown(board, out, top, ctx)),
-        "csv": atomic_write_text(out / "leaderboard.csv", render_csv(board, out)),
+        "csv": atomic_write_text(out / "leaderboard.csv", render_csv(board, out, links)),
         "wide csv": atomic_write_text(out / "leaderboard_wide.csv", render_wide_csv(board)),
         "html": atomic_write_text(out / "index.html", render_html(board, out, top, ctx)),
     }
     imagenet_csv = out / IMAGENET_CSV
     if board.imagenet:
-        written["imagenet csv"] = atomic_write_text(imagenet_csv, render_imagenet_csv(board, out))
+        written["imagenet csv"] = atomic_write_text(imagenet_csv,
+                                                    render_imagenet_csv(board, out, links))
     elif imagenet_csv.is_file():  # left by an earlier build that had evaluation pairs: stale
         imagenet_csv.unlink()
     board.timings["write files"] = time.perf_counter() - t0
