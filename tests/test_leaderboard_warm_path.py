@@ -8,23 +8,19 @@ import argparse
 import importlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import jinja2
 import numpy as np
 import pytest
 from helpers import bench
 from synthetic_records import logits_with_correct, write_classification_run
 
-from benchmark.leaderboard.collect import READING_FIELDS, collect, group_settings
+from benchmark.leaderboard.collect import PER_RUN_FIELDS, READING_FIELDS, collect, group_settings
 from benchmark.leaderboard.compare import new_comparison
 from benchmark.leaderboard.model import Comparison
 from benchmark.leaderboard.pairs import find_pairs
-
-template_cache = importlib.import_module("benchmark.leaderboard.template_cache")
 
 cache_module = importlib.import_module("benchmark.leaderboard.cache")
 CLASSES = ["a", "b", "c", "d"]
@@ -46,7 +42,7 @@ def results(tmp_path: Path) -> Path:
 def _comparison(results: Path, save: bool = False) -> tuple[Comparison, cache_module.RecordCache]:
     """The one comparison of ``results`` and the record cache that read its runs (``save``:
     written, for the next reading)."""
-    readings = cache_module.RecordCache(results, READING_FIELDS)
+    readings = cache_module.RecordCache(results, READING_FIELDS, PER_RUN_FIELDS)
     runs, problems, _ = collect(results, readings)
     if save:
         readings.save()
@@ -102,91 +98,6 @@ def _page(results: Path, out: Path) -> str:
     return re.sub(r"Generated \S+ from", "Generated TIME from", (out / "index.html").read_text())
 
 
-@pytest.fixture
-def user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The user's cache folder, here; the compiled page template's file in it."""
-    monkeypatch.setenv(template_cache.CACHE_ENV, str(tmp_path / "user-cache"))
-    return template_cache.default_folder()
-
-
-def _compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every template Jinja compiles from its source (instead of reading cached code)."""
-    compiled: list[str] = []
-    real = jinja2.Environment.compile
-
-    def counting(self: jinja2.Environment, source: str, name: str | None = None,
-                 *args: object, **kwargs: object) -> object:  # fmt: skip
-        compiled.append(str(name))
-        return real(self, source, name, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(jinja2.Environment, "compile", counting)
-    return compiled
-
-
-def test_the_page_template_is_compiled_once_per_user(
-    results: Path, tmp_path: Path, user_cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    compiled = _compiles(monkeypatch)
-    first = _page(results, tmp_path / "a")
-    assert compiled == ["index.html.j2"]
-    (code,) = user_cache.glob("*.code")
-    assert user_cache.stat().st_mode & 0o777 == 0o700
-    compiled.clear()
-    assert _page(results, tmp_path / "b") == first  # the cached code, the same page
-    assert compiled == []
-
-
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "other header", "empty", "folder"])
-def test_a_damaged_template_cache_is_compiled_again(
-    results: Path, tmp_path: Path, user_cache: Path, monkeypatch: pytest.MonkeyPatch,
-    damage: str,
-) -> None:
-    first = _page(results, tmp_path / "a")
-    (code,) = user_cache.glob("*.code")
-    data = code.read_bytes()
-    header = data[:data.index(b"\n") + 1]
-    if damage == "truncated":
-        code.write_bytes(data[:len(data) // 2])
-    elif damage == "garbage":
-        code.write_bytes(header + b"\x00not marshal data" * 10)
-    elif damage == "other header":
-        code.write_bytes(header.replace(b"jinja2", b"jinja9") + data[len(header):])
-    elif damage == "empty":
-        code.write_bytes(b"")
-    else:
-        code.unlink()
-        code.mkdir()
-    compiled = _compiles(monkeypatch)
-    assert _page(results, tmp_path / "b") == first
-    assert compiled == ["index.html.j2"]
-
-
-@pytest.mark.parametrize("folder", ["writable by others", "a file", "unwritable"])
-def test_an_unsafe_or_unusable_cache_folder_is_not_used(
-    results: Path, tmp_path: Path, user_cache: Path, monkeypatch: pytest.MonkeyPatch,
-    folder: str,
-) -> None:
-    """Cached code is run: it is read only from a folder of this user that others cannot
-    write; any other folder means the template is compiled, as without a cache."""
-    first = _page(results, tmp_path / "a")
-    shutil.rmtree(user_cache)
-    if folder == "writable by others":
-        user_cache.mkdir(mode=0o700)
-        user_cache.chmod(0o777)
-    elif folder == "a file":
-        user_cache.write_text("not a folder")
-    else:  # a full disk or a read-only home (chmod would not stop root, who runs CI here)
-        def refuse(path: Path, data: bytes) -> Path:
-            raise PermissionError(13, "Permission denied", str(path))
-
-        monkeypatch.setattr(template_cache, "atomic_write_bytes", refuse)
-    compiled = _compiles(monkeypatch)
-    assert _page(results, tmp_path / "b") == first
-    assert _page(results, tmp_path / "c") == first
-    assert compiled == ["index.html.j2"] * 2  # compiled each time: nothing kept or read
-    assert not user_cache.is_dir() or not list(user_cache.glob("*.code"))
-
-
 def test_bench_leaderboard_does_not_build_the_run_options(results: Path, tmp_path: Path) -> None:
     """`bench leaderboard` lists `run` and `sweep` without their options: their RunRequest
     (benchmark.request) is start-up time no other command needs. `bench run` still has them."""
@@ -230,10 +141,11 @@ def test_url_quote_is_urllib_quote(safe: str) -> None:
 def test_only_entries_that_hold_a_full_stat_give_one(tmp_path: Path) -> None:
     """An entry of another shape (another layout of the record cache, a hand-edited file) gives
     no stat, so the key takes its own instead of a wrong one."""
-    readings = cache_module.RecordCache(tmp_path, READING_FIELDS)
-    readings.keep("runs/a", [[1, 2, 3, 4], ["reading"]])
-    readings.keep("runs/b", [10, 20, 30, 40, "group"])
-    readings.keep("runs/c", [[1, 2.0, 3, 4], {"problem": []}])
-    readings.keep("runs/d", [[1, 2, 3], {"problem": []}])
-    readings.keep("runs/e", [])
+    readings = cache_module.RecordCache(tmp_path, READING_FIELDS, PER_RUN_FIELDS)
+    readings.keep("runs/a", [1, 2, 3, 4, "group", 0, "2026", {}])  # size, mtime, ctime, inode
+    readings.keep("runs/b", [[1, 2, 3, 4], ["reading"]])  # the layout before groups
+    readings.keep("runs/c", [1, 2.0, 3, 4, "group"])
+    readings.keep("runs/d", [1, 2, 3])
+    readings.keep("runs/e", [True, 2, 3, 4, "group"])
+    readings.keep("runs/f", [])
     assert readings.record_stats() == {"runs/a": [1, 2, 3, 4]}

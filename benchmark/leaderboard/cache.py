@@ -236,9 +236,9 @@ class RecordCache(_JsonCache):
         second ``stat`` per run. Only an entry that holds a full stat counts (any other shape:
         the key takes its own stat)."""
         stats = {}
-        for rel, entry in self._new.items():
-            stat = entry[0] if isinstance(entry, list) and entry else None
-            if isinstance(stat, list) and len(stat) == 4 and all(type(v) is int for v in stat):
+        for rel, entry in self._new.items():  # [size, mtime_ns, ctime_ns, inode, group, ...]
+            stat = entry[:4] if isinstance(entry, list) else None
+            if stat is not None and len(stat) == 4 and all(type(v) is int for v in stat):
                 stats[rel] = stat
         return stats
 

@@ -40,7 +40,6 @@ from benchmark.leaderboard.formats import (
 from benchmark.leaderboard.model import ColumnDeltas, Comparison, Leaderboard, MetricDelta, Setting
 from benchmark.leaderboard.names import metric_name, setting_name
 from benchmark.leaderboard.reference import PAPER_IMAGENET_TOP1, PAPER_REPO
-from benchmark.leaderboard.template_cache import TemplateCodeCache, default_folder
 from benchmark.stats import MIN_TEST_EXAMPLES, too_few_examples_text
 
 
@@ -720,11 +719,10 @@ PAGE_OPTIONS: dict[str, Any] = {"autoescape": True, "trim_blocks": True, "lstrip
 
 def _environment() -> Environment:
     """Templates are package files (``templates/``) read through the import system, so they load
-    the same from the source tree and from an installed wheel (as package data); their
-    compiled code is kept in the user's cache (:mod:`.template_cache`)."""
-    options = f"{_PageEnvironment.__name__} {sorted(PAGE_OPTIONS.items())}"
+    the same from the source tree and from an installed wheel (as package data). Compiled
+    on every build (about 75 ms): Jinja's bytecode caches would save that by loading code
+    objects from a file in the user's cache, and a leaderboard does not run code from files."""
     env = _PageEnvironment(loader=PackageLoader("benchmark.leaderboard", "templates"),
-                           bytecode_cache=TemplateCodeCache(default_folder(), options),
                            **PAGE_OPTIONS)
     env.filters["urlquote"] = lambda href: url_quote(str(href), "/.-_~#")
     return env
