@@ -64,21 +64,6 @@ def _cycle_collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-@contextmanager
-def _one_blas_thread(active: bool) -> Iterator[None]:
-    """One BLAS thread for the bootstraps: their products are small ([2000, N] x [N, <= 2K]),
-    and OpenBLAS's second thread made them slower, not faster, measured on 2 cores (a 655 x 200
-    by 200 x 10 product: 0.19 ms on one thread, 0.7-0.9 ms on two). Not even imported when
-    every comparison comes from the cache."""
-    if not active:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 @_cycle_collector_paused()
 def build(
     results: Path,
@@ -151,7 +136,7 @@ def build(
         if disk.save():
             timings["write score cache"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    with reuse_replicates(), _one_blas_thread(bool(todo)):
+    with reuse_replicates():
         # every comparison of a task resamples the same test set
         done = compare_all([(setting, a, b, is_explicit) for _, _, setting, a, b, is_explicit
                             in todo], scores, n_boot, confidence, rng_seed)  # fmt: skip
