@@ -137,30 +137,24 @@ def mean_per_class_accuracy_metric(
     correct: np.ndarray, target: np.ndarray, num_classes: int, merge_key: str | None = None
 ) -> ResampledMetric:
     """Mean over the classes present in a resample of their accuracy, for a chunk of resamples
-    with one matrix product of the replicates' multiplicity counts (shared by every metric and
-    comparison over the same test set, see :func:`benchmark.stats.multiplicities`), or two
-    bincounts for many classes. Seeds merge (the class counts are the targets').
+    with two ``bincount`` calls (keyed by replicate x class), or as a linear job batched with
+    the other comparisons over the same test set (:attr:`ResampledMetric.linear`). Seeds
+    merge (the class counts are the targets').
 
     ``correct`` is 0/1 for one run, and the mean over seeds (``k / S``) once merged. When it is
     a fraction with a small common denominator ``D`` the hits are summed as integer numerators
     (exact in float64), so each class's accuracy is the correctly rounded ``hits / (seen * D)``
     whatever the order of the sum."""
     n = len(target)
-    dense = n * num_classes <= _DENSE_CLASS_ELEMENTS
     kept: dict[str, Any] = {}
 
     def prepared() -> dict[str, Any]:
-        """Numerators, denominator and (few classes) the dense weights, on first use."""
+        """Numerators and denominator, on first use (a run's own metric is often only merged)."""
         if not kept:
             denominator = common_denominator(correct)
             kept["exact"] = denominator is not None
             kept["numerators"] = np.rint(correct * denominator) if denominator else correct
             kept["denominator"] = denominator or 1
-            if dense:
-                weights = np.zeros((n, 2 * num_classes))
-                weights[np.arange(n), target] = kept["numerators"]
-                weights[np.arange(n), num_classes + target] = 1.0
-                kept["weights"] = weights
         return kept
 
     def finish(sums: np.ndarray) -> np.ndarray:
@@ -170,9 +164,6 @@ def mean_per_class_accuracy_metric(
         return nanmean_rows(acc)
 
     def compute(idx: np.ndarray) -> np.ndarray:
-        if dense:
-            return finish(multiplicities(idx, n) @ prepared()["weights"])
-        # 1,000 classes over 50,000 images: a dense [N, 2C] would take 800 MB
         rows = idx.shape[0]
         keys = (target[idx] + (np.arange(rows) * num_classes)[:, None]).ravel()
         size = rows * num_classes
@@ -182,7 +173,15 @@ def mean_per_class_accuracy_metric(
                                       seen.reshape(rows, num_classes)], axis=1))  # fmt: skip
 
     def linear() -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]] | None:
-        return (prepared()["weights"], finish) if dense and prepared()["exact"] else None
+        """Dense weights ``[N, 2C]``, built for the job that asks and not kept (the metric
+        lives as long as the build; the weights as long as the job). None beyond
+        ``_DENSE_CLASS_ELEMENTS`` (1,000 classes over 50,000 images: 800 MB)."""
+        if n * num_classes > _DENSE_CLASS_ELEMENTS or not prepared()["exact"]:
+            return None
+        weights = np.zeros((n, 2 * num_classes))
+        weights[np.arange(n), target] = prepared()["numerators"]
+        weights[np.arange(n), num_classes + target] = 1.0
+        return weights, finish
 
     key = array_key(target) if merge_key is None else merge_key
     return ResampledMetric(

@@ -251,11 +251,14 @@ class _ReplicateCache:
         self._evict()
 
     def chunk_counts(self, idx: np.ndarray, n: int) -> np.ndarray | None:
-        """The counts of a kept index chunk (computed once), or None for any other array."""
+        """The counts of a kept index chunk (computed once), or None for any other array, and
+        for a stream whose indices and counts together would not fit in ``max_bytes`` (kept,
+        its counts would push out the stream itself, drawn again by every bootstrap)."""
         entry = self.counts.get(id(idx))
         if entry is not None and entry[0] is idx:
             return entry[1]
-        if not any(c is idx for v in self.chunks.values() for c in v):
+        stream = next((v for v in self.chunks.values() if any(c is idx for c in v)), None)
+        if stream is None or 2 * sum(c.nbytes for c in stream) > self.max_bytes:
             return None
         counts = _bincount_rows(idx, n)
         counts.flags.writeable = False
@@ -672,6 +675,10 @@ def paired_mean_columns_job(
 
 def _columns_job(a: np.ndarray, b: np.ndarray, n_boot: int, rng_seed: int) -> LinearJob | None:
     valid = ~np.isnan(a[0])
+    k = a.shape[2]
+    if valid.size * 2 > _DENSE_JOB_ELEMENTS and np.count_nonzero(valid) <= 0.2 * valid.size:
+        return None  # weights at most 20% filled (1,000 classes): the sparse product is cheaper,
+        # and this is known from the mask before anything is built
     if not (np.array_equal(np.isnan(a), np.broadcast_to(~valid, a.shape))
             and np.array_equal(np.isnan(b), np.broadcast_to(~valid, b.shape))):  # fmt: skip
         return None
@@ -679,10 +686,7 @@ def _columns_job(a: np.ndarray, b: np.ndarray, n_boot: int, rng_seed: int) -> Li
     if exact is None:
         return None
     diff, scale = exact
-    k = a.shape[2]
     weights = np.concatenate([np.where(valid, diff, 0.0), valid.astype(np.float64)], axis=1)
-    if weights.size > _DENSE_JOB_ELEMENTS and np.count_nonzero(weights) <= 0.2 * weights.size:
-        return None  # many mostly empty columns (1,000 classes): the sparse product is cheaper
 
     def finish(sums: np.ndarray) -> np.ndarray:
         return sums[:, :k] / (sums[:, k:] * scale)
@@ -881,7 +885,10 @@ def _percentile_interval(used: np.ndarray, confidence: float) -> tuple[np.ndarra
     bit, from one sort: numpy partitions around six positions per call, which made the
     quantiles the largest cost of summarising 200 comparisons (1.2 ms for [2000, 10] against
     0.4 ms to sort it). The same virtual index, gamma and two-sided lerp as numpy's
-    ``_quantile`` / ``_lerp``; tests compare the two on many arrays. ``used`` has no NaN."""
+    ``_quantile`` / ``_lerp``; tests compare the two on many arrays. ``used`` has no NaN. One
+    difference: where 0.0 and -0.0 both occur, sorting and partitioning may order them
+    differently, so a bound of zero may differ in its sign; the deltas here are never -0.0
+    (exact sums of integers give +0.0, and float deltas near zero are snapped to +0.0)."""
     tail = (1.0 - confidence) / 2.0
     ordered = np.sort(used, axis=0)
     count = ordered.shape[0]

@@ -240,3 +240,19 @@ def test_a_string_folder_without_a_record_is_named_in_the_error(tmp_path: Path) 
         read_record(os.fspath(tmp_path))
     assert err.value.io_error and err.value.where == tmp_path / RECORD_FILE
     assert str(err.value).startswith(f"{tmp_path / RECORD_FILE}: unreadable record: ")
+
+
+def test_a_record_with_a_surrogate_escaped_text_is_served_from_the_cache(
+    tmp_path: Path, reads: list[Path]
+) -> None:
+    """A task config holding a path that is not UTF-8 (Python keeps its bytes as lone
+    surrogates, which JSON writes as \\udcXX escapes): the record cache must still read back
+    (found by review: a stricter JSON parser refused the whole file, so every build was cold)."""
+    results = tmp_path / "results"
+    for name, data in (("original_r18", "original"), ("blurred_r18", "blurred")):
+        _run(results, name, data, 0, config_extra={"root": "/data/caf\udce9"})
+    first = _build(results, tmp_path / "a")
+    assert len(reads) == 2
+    reads.clear()
+    assert _build(results, tmp_path / "b") == first
+    assert reads == []  # every record from the cache

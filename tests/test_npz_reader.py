@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +227,39 @@ def test_empty_and_encrypted_files_are_value_errors(tmp_path: Path) -> None:
     (tmp_path / "v.npz").write_bytes(bytes(data))
     with pytest.raises(ValueError, match="NotImplementedError"):
         read_npz(tmp_path / "v.npz")
+
+
+def test_a_member_that_inflates_past_its_declared_size_is_refused_without_inflating_it(
+    tmp_path: Path,
+) -> None:
+    """A zip bomb: 64 MiB of zeros declared as 80 bytes. The fast path stops one byte past the
+    declared size and hands the file to np.load, whose zipfile refuses it (BadZipFile); neither
+    inflates the whole member (found by review: the first reader inflated everything)."""
+    import struct
+    import tracemalloc
+
+    payload = np.arange(10, dtype=np.float64)
+    good = tmp_path / "good.npz"
+    np.savez_compressed(good, x=payload)
+    data = bytearray(good.read_bytes())
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    raw = bomb.compress(b"\0" * (64 << 20)) + bomb.flush()
+    # rebuild the archive by hand: one member whose stored data is the bomb
+    name = b"x.npy"
+    crc = zlib.crc32(bytes(data))  # any CRC: the size check fails first
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0, crc, len(raw), 80,
+                        len(name), 0) + name  # fmt: skip
+    central = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0, crc, len(raw), 80,
+                          len(name), 0, 0, 0, 0, 0, 0) + name  # fmt: skip
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central),
+                      len(local) + len(raw), 0)  # fmt: skip
+    path = tmp_path / "bomb.npz"
+    path.write_bytes(local + raw + central + end)
+    tracemalloc.start()  # sees the bytes objects zlib returns
+    try:
+        with pytest.raises(READ_ERRORS):
+            read_npz(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"peak allocation {peak / 2**20:.0f} MiB"

@@ -507,3 +507,25 @@ def test_percentile_interval_is_numpys_quantile_bit_for_bit() -> None:
             want = np.quantile(values, [tail, 1.0 - tail], axis=0)
             assert repr(np.asarray(low).tolist()) == repr(want[0].tolist())
             assert repr(np.asarray(high).tolist()) == repr(want[1].tolist())
+
+
+def test_a_stream_too_large_to_keep_with_its_counts_is_drawn_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Indices that fit the budget but not with their counts: the counts are not kept, so they
+    never push out the stream they belong to (found by review: at Flowers-102's 6,149 test
+    examples every bootstrap drew the stream again)."""
+    draws: list[int] = []
+    real = stats._draw_index_chunks
+
+    def drawing(n: int, n_boot: int, rng_seed: int):  # type: ignore[no-untyped-def]
+        draws.append(n)
+        return real(n, n_boot, rng_seed)
+
+    monkeypatch.setattr(stats, "_draw_index_chunks", drawing)
+    n = 300
+    a = (np.random.default_rng(0).random((2, n)) < 0.7).astype(float)
+    with stats.reuse_replicates(max_bytes=400 * n * 8 + 1000):  # indices fit, not twice over
+        for _ in range(4):
+            stats.paired_bootstrap_mean(a, a[::-1], n_boot=400)
+    assert draws == [n]

@@ -10,7 +10,7 @@ than the inflating (``ZipFile.__init__`` and ``ZipFile.open`` about 3.3 of the 7
 1.1-1.3 s of CPU this way against 2.9-3.0 s through one ``zipfile.ZipFile`` each; ``np.load``
 took 1.3 s for 2,000 (a loaded 2-core machine, same process, back to back). Here the file is
 read once, its central directory parsed with :mod:`struct`, each member inflated with one
-``zlib.decompress`` and checked against its CRC-32 and size as :mod:`zipfile` checks them, and
+``zlib`` inflate (never past its declared size) and checked against its CRC-32 and size, and
 each distinct ``.npy`` header (the runs of a task share theirs) parsed once, by numpy's own
 header readers.
 
@@ -91,16 +91,39 @@ class _NotFast(Exception):
     """The archive is not one the fast path reads: ``np.load`` reads it (or says why not)."""
 
 
-@lru_cache(maxsize=256)
+# members up to this size are memoised (a task's ids and targets: the same bytes in every run's
+# file); larger ones, a large test set's logits, would hold hundreds of MB in the memo
+_MEMO_BYTES = 1 << 18
+
+
 def _inflate(raw: bytes, method: int, crc: int, usize: int) -> bytes:
-    """A member's bytes, checked against the CRC-32 and size its central directory records as
-    :mod:`zipfile` checks them (a damaged file is never read as data). Memoised by the stored
-    bytes themselves: the example ids and targets of a task's runs are the same bytes in every
-    run's file, and inflating them again cost 0.25 s of a cold 10,000-run build."""
-    try:
-        member = raw if method == _STORED else zlib.decompress(raw, -15)
-    except zlib.error:
-        raise _NotFast from None
+    """A member's bytes, checked against the CRC-32 and size its central directory records (a
+    damaged file is never read as data). Never inflated past the declared size plus one byte,
+    as :mod:`zipfile` caps it: a member that inflates to more (a zip bomb, a damaged header)
+    goes to ``np.load``, which refuses it. Small members are memoised by their stored bytes:
+    inflating a task's ids and targets again in every run cost 0.25 s of a cold 10,000-run
+    build."""
+    if usize <= _MEMO_BYTES:
+        return _inflate_small(raw, method, crc, usize)
+    return _inflate_checked(raw, method, crc, usize)
+
+
+@lru_cache(maxsize=256)
+def _inflate_small(raw: bytes, method: int, crc: int, usize: int) -> bytes:
+    return _inflate_checked(raw, method, crc, usize)
+
+
+def _inflate_checked(raw: bytes, method: int, crc: int, usize: int) -> bytes:
+    if method == _STORED:
+        member = raw
+    else:
+        inflater = zlib.decompressobj(-15)
+        try:
+            member = inflater.decompress(raw, usize + 1)  # at most one byte past the size
+        except zlib.error:
+            raise _NotFast from None
+        if not inflater.eof:  # longer than declared, or cut short
+            raise _NotFast
     if len(member) != usize or zlib.crc32(member) != crc:
         raise _NotFast
     return member

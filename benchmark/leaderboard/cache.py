@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydantic_core
 
 from benchmark.layout import PREDICTIONS_FILE, RECORD_FILE
 from benchmark.leaderboard.model import ColumnDeltas, Comparison, MetricDelta, Problem
@@ -82,8 +81,6 @@ class _JsonCache:
     """One JSON file of entries by name: read once, entries kept by :meth:`keep`, written by
     :meth:`save` only when the kept set differs from what was read."""
 
-    _loads: Callable[[bytes], Any] = staticmethod(json.loads)
-
     def __init__(self, results: Path, name: str, version: str) -> None:
         self.path = Path(results) / CACHE_DIR / name
         self.version = version
@@ -98,7 +95,7 @@ class _JsonCache:
             self._old = {}
             try:
                 with open(self.path, "rb") as fh:
-                    stored = self._loads(fh.read())
+                    stored = json.loads(fh.read())
                 if isinstance(stored, dict) and stored.get("format") == self.version \
                         and isinstance(stored.get("entries"), dict) \
                         and isinstance(stored.get("shared"), dict):  # fmt: skip
@@ -146,11 +143,6 @@ class RecordCache(_JsonCache):
     runs this layout is a quarter smaller than a list of every field per run and parses in
     two thirds of the time, and the stat is compared with no second ``os.stat`` (the listing's
     is passed in)."""
-
-    # pydantic's JSON parser (pydantic reads the records): the 4 MB file of 10,000 runs in
-    # 0.08 s where json.loads took 0.11 s, floats read back bit for bit as by json.loads
-    # (checked on 400,000 random doubles), NaN and infinities included
-    _loads = staticmethod(pydantic_core.from_json)
 
     def __init__(self, results: Path, fields: Iterable[str], per_run: Iterable[str]) -> None:
         self.fields = list(fields)

@@ -5,6 +5,19 @@ per-example scores the task kind derives from the saved predictions
 (:mod:`benchmark.analysis.kinds`), plus a Welch interval over seeds; per class / attribute /
 group: the same per column with Holm-adjusted p-values. What a prediction file means stays with
 the kind; this module only sees :class:`benchmark.scores.RunScores`.
+
+How many comparisons run together (:func:`compare_all`)::
+
+    _compare_steps(comparison)          a generator per comparison: seed intervals, verdicts...
+      -> _paired(metric)                 ...and per metric, either the result at once, or
+           yield LinearJob               a bootstrap that is finish(counts @ weights)
+    compare_all                          collects the waiting jobs (up to _HELD_JOB_BYTES),
+      -> stats.run_linear_jobs(jobs)     runs them as wide products, one per test set and
+                                         chunk of replicates (stats._JOB_WIDTH_ELEMENTS),
+      -> generator.send((point, deltas)) and resumes each comparison with its own result.
+
+The results are those of one comparison at a time, bit for bit (the weights are integers, so
+the sums are exact in any order); tests check it.
 """
 
 from __future__ import annotations
