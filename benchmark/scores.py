@@ -27,9 +27,10 @@ import numpy as np
 
 from benchmark.stats import common_denominator, multiplicities
 
-# Up to this many examples x classes, mean per-class accuracy is a dense product of the
-# replicates' counts (shared with every other metric, see benchmark.stats.LinearJob); beyond
-# it, two bincounts per chunk of replicates (the dense weights would not fit in memory).
+# Up to this many examples x classes, mean per-class accuracy also offers a linear form (dense
+# [N, 2C] weights, built per job) so the leaderboard can batch it with the other comparisons
+# over the same test set (benchmark.stats.LinearJob); beyond it, only its own two bincounts
+# per chunk of replicates (the dense weights would not fit in memory).
 _DENSE_CLASS_ELEMENTS = 1 << 20
 
 

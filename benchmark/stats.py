@@ -678,7 +678,8 @@ def _columns_job(a: np.ndarray, b: np.ndarray, n_boot: int, rng_seed: int) -> Li
     k = a.shape[2]
     if valid.size * 2 > _DENSE_JOB_ELEMENTS and np.count_nonzero(valid) <= 0.2 * valid.size:
         return None  # weights at most 20% filled (1,000 classes): the sparse product is cheaper,
-        # and this is known from the mask before anything is built
+        # and this is known from the mask before anything is built (it bounds the non-zeros
+        # by twice the valid entries, so a few classes with mostly zero deltas stay dense)
     if not (np.array_equal(np.isnan(a), np.broadcast_to(~valid, a.shape))
             and np.array_equal(np.isnan(b), np.broadcast_to(~valid, b.shape))):  # fmt: skip
         return None

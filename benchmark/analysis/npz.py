@@ -93,14 +93,15 @@ class _NotFast(Exception):
 
 # members up to this size are memoised (a task's ids and targets: the same bytes in every run's
 # file); larger ones, a large test set's logits, would hold hundreds of MB in the memo
-_MEMO_BYTES = 1 << 18
+_MEMO_BYTES = 1 << 16
 
 
 def _inflate(raw: bytes, method: int, crc: int, usize: int) -> bytes:
     """A member's bytes, checked against the CRC-32 and size its central directory records (a
     damaged file is never read as data). Never inflated past the declared size plus one byte,
     as :mod:`zipfile` caps it: a member that inflates to more (a zip bomb, a damaged header)
-    goes to ``np.load``, which refuses it. Small members are memoised by their stored bytes:
+    goes to ``np.load``, which reads it as :mod:`zipfile` does (up to the declared size) or
+    refuses it. Small members are memoised by their stored bytes:
     inflating a task's ids and targets again in every run cost 0.25 s of a cold 10,000-run
     build."""
     if usize <= _MEMO_BYTES:
