@@ -39,6 +39,23 @@ _ALIGN = 16
 
 StatKey = tuple[int, ...]
 Arrays = dict[str, np.ndarray]
+FileStat = tuple[int, int, int, int]
+
+
+def stat_identity(st: os.stat_result) -> FileStat:
+    """``(size, mtime_ns, ctime_ns, inode)``: what every leaderboard cache keys a file by. The
+    change time and inode catch what size and mtime miss: a file replaced by a copy that keeps
+    its mtime (``cp -p``, ``rsync -a``, ``tar``) or made readable by ``chmod``."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def file_stat(path: str) -> FileStat | None:
+    """:func:`stat_identity` of a file, None when it is missing (a string path: pathlib costs
+    more than the stat at 10,000 runs)."""
+    try:
+        return stat_identity(os.stat(path))
+    except OSError:
+        return None
 
 
 def _version() -> str:
@@ -48,17 +65,12 @@ def _version() -> str:
 
 
 def stat_key(run_dir: Path) -> StatKey | None:
-    """``(size, mtime_ns, ctime_ns, inode)`` of the record and of the predictions (see
-    :func:`benchmark.leaderboard.cache.file_stat` for why all four); None when either is
-    missing."""
-    folder = os.fspath(run_dir)  # string joins: pathlib costs more than the stat at 10,000 runs
-    try:
-        rec = os.stat(os.path.join(folder, RECORD_FILE))
-        pred = os.stat(os.path.join(folder, PREDICTIONS_FILE))
-    except OSError:
-        return None
-    return (rec.st_size, rec.st_mtime_ns, rec.st_ctime_ns, rec.st_ino,
-            pred.st_size, pred.st_mtime_ns, pred.st_ctime_ns, pred.st_ino)
+    """:func:`file_stat` of the record and of the predictions, one after the other; None when
+    either is missing."""
+    folder = os.fspath(run_dir)
+    rec = file_stat(os.path.join(folder, RECORD_FILE))
+    pred = file_stat(os.path.join(folder, PREDICTIONS_FILE)) if rec is not None else None
+    return None if rec is None or pred is None else rec + pred
 
 
 class ScoreArrayCache:

@@ -874,11 +874,21 @@ def _summarise(
     b = int(used.size)
     if b == 0 or not math.isfinite(point):
         return DeltaResult(point, math.nan, math.nan, math.nan, b, n, confidence)
+    low, high, p_value = _interval_and_p(used, confidence)
+    return DeltaResult(point, float(low), float(high), float(p_value), b, n, confidence)
+
+
+def _interval_and_p(
+    used: np.ndarray, confidence: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile interval and two-sided +1-corrected p-value of finite replicate deltas
+    ``[B]`` (or ``[B, K]``, per column): the one formula of :func:`_summarise` and
+    :func:`_summarise_columns`."""
+    b = used.shape[0]
     low, high = _percentile_interval(used, confidence)
-    below = (int(np.count_nonzero(used <= 0)) + 1) / (b + 1)
-    above = (int(np.count_nonzero(used >= 0)) + 1) / (b + 1)
-    p_value = min(1.0, 2.0 * min(below, above))
-    return DeltaResult(point, float(low), float(high), p_value, b, n, confidence)
+    below = (np.count_nonzero(used <= 0, axis=0) + 1) / (b + 1)
+    above = (np.count_nonzero(used >= 0, axis=0) + 1) / (b + 1)
+    return low, high, np.minimum(1.0, 2.0 * np.minimum(below, above))
 
 
 def _percentile_interval(used: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -923,14 +933,10 @@ def _summarise_columns(
         if not exact:
             used[np.abs(used) < _TIE_TOLERANCE] = 0.0
             chosen = np.where(np.abs(chosen) < _TIE_TOLERANCE, 0.0, chosen)
-        b = used.shape[0]
-        low, high = _percentile_interval(used, confidence)
-        below = (np.count_nonzero(used <= 0, axis=0) + 1) / (b + 1)
-        above = (np.count_nonzero(used >= 0, axis=0) + 1) / (b + 1)
-        p_values = np.minimum(1.0, 2.0 * np.minimum(below, above))
+        low, high, p_values = _interval_and_p(used, confidence)
         for i, j in enumerate(whole.tolist()):
             out[j] = DeltaResult(float(chosen[i]), float(low[i]), float(high[i]),
-                                 float(p_values[i]), b, n, confidence)  # fmt: skip
+                                 float(p_values[i]), used.shape[0], n, confidence)  # fmt: skip
     return [
         got if got is not None else _summarise(float(points[j]), deltas[:, j], confidence, n,
                                                exact=exact)  # fmt: skip

@@ -44,7 +44,7 @@ import numpy as np
 
 from benchmark.layout import PREDICTIONS_FILE, RECORD_FILE
 from benchmark.leaderboard.model import ColumnDeltas, Comparison, MetricDelta, Problem
-from benchmark.score_cache import CACHE_DIR
+from benchmark.score_cache import CACHE_DIR, FileStat, file_stat
 from benchmark.source_digest import source_digest
 from benchmark.stats import DeltaResult, SeedSummary
 
@@ -54,21 +54,6 @@ QUANTILES_FILE = "leaderboard-t-quantiles.json"
 # Bump when what an entry holds changes meaning (the code digest covers the statistics).
 FORMAT = 1
 RECORDS_FORMAT = 2  # 2: runs of one backbone and setting share their common fields
-
-FileStat = tuple[int, int, int, int]
-
-
-def file_stat(path: str) -> FileStat | None:
-    """``(size, mtime_ns, ctime_ns, inode)`` of a file, None when it is missing (string paths:
-    see stat_key). The change time and inode catch what size and mtime miss: a file replaced
-    by a copy that keeps its mtime (``cp -p``, ``rsync -a``, ``tar``) or made readable by
-    ``chmod``."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
 
 def run_prefix(results: Path) -> str:
     """What the run folders' paths start with (the cache keys are the rest): ``str(Path)`` of

@@ -18,6 +18,7 @@ from benchmark.leaderboard.cache import RecordCache
 from benchmark.leaderboard.model import DATA_ORDER, Problem, Row, Run, Setting
 from benchmark.pretraining import UNKNOWN_DATA
 from benchmark.run_record import RecordError, RunRecord, read_record
+from benchmark.score_cache import stat_identity
 from benchmark.stats import SeedSummary, seed_interval
 
 
@@ -76,7 +77,7 @@ def collect(
     for folder, st in found:
         # string paths until the Run: a Path per step cost half a second at 10,000 runs
         run_dir = Path(folder)
-        stat = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        stat = stat_identity(st)
         reading = cache.get(folder, stat) if cache is not None else None
         run = _from_reading(run_dir, reading) if reading is not None else None
         if run is None:

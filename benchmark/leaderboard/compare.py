@@ -211,9 +211,14 @@ def _merged(scored: list[Any], perms: list[np.ndarray | None]) -> ResampledMetri
 LinearForm = tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]
 
 
-def _linear_side(scored: list[Any], perms: list[np.ndarray | None]) -> LinearForm | None:
-    """The linear form (:attr:`ResampledMetric.linear`) of the side's one metric, if any."""
-    one = scored[0] if len(scored) == 1 and perms[0] is None else _merged(scored, perms)
+def _one_metric(scored: list[Any], perms: list[np.ndarray | None]) -> Scored | None:
+    """The side's one metric: its only run's (in the comparison's example order), or its
+    seeds merged (:func:`_merged`); None when the runs must be resampled one by one."""
+    return scored[0] if len(scored) == 1 and perms[0] is None else _merged(scored, perms)
+
+
+def _linear_form(one: Scored | None) -> LinearForm | None:
+    """The linear form (:attr:`ResampledMetric.linear`) of a side's one metric, if any."""
     if not isinstance(one, ResampledMetric) or one.linear is None:
         return None
     return one.linear()
@@ -254,6 +259,13 @@ def _mean_scores(
 Steps = Generator[LinearJob, tuple[np.ndarray, np.ndarray], Any]
 
 
+def _awaited(job: LinearJob, confidence: float) -> Steps:
+    """A job handed to the driver, and its result once the driver sends its output back. The
+    caller's frame holds nothing big meanwhile (the score stacks stayed in _mean_scores)."""
+    point, deltas = yield job
+    return summarise_linear_job(job, point, deltas, confidence)
+
+
 def _paired(
     metric: str, a: _Side, b: _Side, n: int, n_boot: int, confidence: float, rng_seed: int
 ) -> Steps:
@@ -273,18 +285,15 @@ def _paired(
         got = _mean_scores(scored_a, scored_b, a, b, bool(columns), **kw)
         if not isinstance(got, LinearJob):
             return got
-        job: LinearJob | None = got
-    else:
-        linear_a, linear_b = _linear_side(scored_a, a.perms), _linear_side(scored_b, b.perms)
-        job = None if linear_a is None or linear_b is None or columns else _pair_job(
-            linear_a, linear_b, n_boot, rng_seed)
-    if job is not None:  # the frame holds nothing big while it waits (the stacks are gone)
-        point, deltas = yield job
-        return summarise_linear_job(job, point, deltas, confidence)
-    merged_a, merged_b = _merged(scored_a, a.perms), _merged(scored_b, b.perms)
-    fa = [merged_a.compute] if merged_a is not None else [
+        return (yield from _awaited(got, confidence))
+    one_a, one_b = _one_metric(scored_a, a.perms), _one_metric(scored_b, b.perms)
+    linear_a = None if columns else _linear_form(one_a)
+    linear_b = None if linear_a is None else _linear_form(one_b)
+    if linear_a is not None and linear_b is not None:
+        return (yield from _awaited(_pair_job(linear_a, linear_b, n_boot, rng_seed), confidence))
+    fa = [one_a.compute] if one_a is not None else [
         _resampler(s, p) for s, p in zip(scored_a, a.perms, strict=True)]
-    fb = [merged_b.compute] if merged_b is not None else [
+    fb = [one_b.compute] if one_b is not None else [
         _resampler(s, p) for s, p in zip(scored_b, b.perms, strict=True)]
 
     def mean_a(idx: np.ndarray) -> np.ndarray:
