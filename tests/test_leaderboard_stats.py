@@ -276,3 +276,26 @@ def test_mean_per_class_accuracy_keeps_no_dense_weights() -> None:
     cells = [c.cell_contents for c in metric.compute.__closure__ or ()]
     cells += [v for c in cells if isinstance(c, dict) for v in c.values()]
     assert not any(isinstance(v, np.ndarray) and v.ndim == 2 for v in cells)
+
+
+def test_mean_per_class_accuracy_both_routes_equal_scikit_learns_balanced_accuracy() -> None:
+    """On resampled test sets, the bincount route (compute) and the linear-job route
+    (finish(counts @ weights), what the leaderboard batches) both give scikit-learn's
+    balanced_accuracy_score of the resampled labels and predictions (the mean recall over the
+    classes present)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from benchmark.stats import multiplicities
+
+    logits, target, correct = _classification(n=240, c=7, seed=4)
+    predicted = logits.argmax(1)
+    metric = mean_per_class_accuracy_metric(correct, target, 7)
+    linear = metric.linear()
+    assert linear is not None
+    weights, finish = linear
+    (idx,) = list(bootstrap_indices(len(target), 40, rng_seed=9))
+    by_bincount = metric.compute(idx)
+    by_product = finish(multiplicities(idx, len(target)) @ weights)
+    want = [balanced_accuracy_score(target[row], predicted[row]) for row in idx]
+    np.testing.assert_allclose(by_bincount, want, rtol=0, atol=1e-12)
+    assert by_product.tolist() == by_bincount.tolist()
