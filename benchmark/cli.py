@@ -143,6 +143,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        help="a JSON object category -> supercategory: supercategory means in "
                        "the ImageNet per-category comparison")
     board.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
+    board.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="processes that read predictions files (default: the CPUs this "
+                       "process may use, at most 8; 0: read them in this process)")
     board.add_argument("--no-cache", action="store_true",
                        help="neither read nor write <results>/.cache/leaderboard-* (record "
                        "readings, comparisons and per-run scores kept so a rebuild skips "
@@ -554,7 +557,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     board = leaderboard.build(
         args.results, pairs=args.pair, n_boot=args.n_boot, confidence=args.confidence,
         rng_seed=args.bootstrap_seed, plots=not args.no_plots, cache=not args.no_cache,
-        supercategories=args.supercategories,
+        supercategories=args.supercategories, workers=_leaderboard_workers(args.workers),
     )  # fmt: skip
     out = args.out if args.out is not None else args.results / "leaderboard"
     written = leaderboard.write(board, out, top=args.top)
@@ -565,6 +568,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     parts = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in board.timings.items())
     print(f"built in {time.perf_counter() - t0:.2f} s ({parts})")
     return 0
+
+
+def _leaderboard_workers(asked: int | None) -> int:
+    from benchmark.leaderboard.workers import default_workers
+
+    if asked is None:
+        return default_workers()
+    if asked < 0:
+        raise BenchError(f"--workers {asked}: use 0 (read in this process) or more, e.g. "
+                         f"--workers 4.")
+    return asked
 
 
 def cmd_imagenet_compare(args: argparse.Namespace) -> int:

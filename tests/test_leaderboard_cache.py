@@ -359,7 +359,7 @@ def test_a_run_rewritten_while_read_is_not_served_from_the_cache(results: Path) 
     cache = score_cache_module.ScoreArrayCache(results)
     arrays, key = cache.get(run.run_dir, run.kind)
     assert arrays is None and key is not None
-    old = benchmark.analysis.classification.classification_score_arrays(run.run_dir, run.record)
+    old = benchmark.analysis.classification.classification_score_arrays(run.run_dir)
     predictions = run.run_dir / "predictions.npz"
     predictions.write_bytes(predictions.read_bytes())  # same bytes, a new ctime
     cache.put(run.run_dir, run.kind, key, old)

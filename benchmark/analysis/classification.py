@@ -40,7 +40,7 @@ def record_class_names(record: RunRecord, count: int) -> list[str]:
     return [f"class {i}" for i in range(count)]
 
 
-def classification_score_arrays(run_dir: Path, record: RunRecord) -> dict[str, np.ndarray]:
+def classification_score_arrays(run_dir: Path) -> dict[str, np.ndarray]:
     """What the leaderboard needs from the saved logits (argmax, as the top1 metric takes it):
     example ids, targets, per-example correctness and the class count; small enough to cache."""
     saved = load_logit_predictions(run_dir)
@@ -78,4 +78,4 @@ def classification_scores_from_arrays(
 
 def classification_scores(run_dir: Path, record: RunRecord) -> RunScores:
     """The leaderboard's per-example scores of a classification run, from its saved logits."""
-    return classification_scores_from_arrays(classification_score_arrays(run_dir, record), record)
+    return classification_scores_from_arrays(classification_score_arrays(run_dir), record)

@@ -37,7 +37,10 @@ class KindAnalysis:
     # Optional split of ``scores`` that lets the leaderboard cache per-run arrays on disk
     # (benchmark.score_cache): ``score_arrays`` reads the predictions into a few plain arrays
     # (no object dtypes), ``scores_from_arrays`` builds the RunScores from them and the record.
-    score_arrays: Callable[[Path, RunRecord], dict[str, np.ndarray]] | None = None
+    # ``score_arrays`` takes the run folder alone: its arrays are cached under the folder's
+    # stat, so they may depend on its files only (and a worker process reads them without the
+    # record: benchmark.leaderboard.workers).
+    score_arrays: Callable[[Path], dict[str, np.ndarray]] | None = None
     scores_from_arrays: Callable[[dict[str, np.ndarray], RunRecord], RunScores] | None = None
 
 

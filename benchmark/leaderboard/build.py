@@ -75,13 +75,16 @@ def build(
     plots: bool = True,
     cache: bool = True,
     supercategories: Path | None = None,
+    workers: int = 0,
 ) -> Leaderboard:
     """Read the records under ``results`` and compute every table, comparison and plot.
     ``cache``: read and update ``<results>/.cache`` (:mod:`benchmark.score_cache`,
     :mod:`benchmark.leaderboard.cache`), so a rebuild reads neither the records nor the
     predictions of unchanged runs again and recomputes only the comparisons whose runs,
     options or code changed. ``supercategories``: a JSON file category -> supercategory for
-    the ImageNet section's supercategory means."""
+    the ImageNet section's supercategory means. ``workers``: processes that read the
+    predictions files the cache does not serve (:mod:`benchmark.leaderboard.workers`; 0: all
+    in this process, which is what a library caller gets unless it asks)."""
     if not 0.5 <= confidence < 1.0:
         raise BenchError(f"--confidence {confidence}: use a level in [0.5, 1), e.g. 0.95.")
     if n_boot < 100:
@@ -130,7 +133,7 @@ def build(
     t0 = time.perf_counter()
     disk = ScoreArrayCache(results) if cache else None
     scores = RunScoreLoader(problems, disk)
-    scores.prefetch([run for _, _, _, a, b, _ in todo for run in (*a.runs, *b.runs)])
+    scores.prefetch([run for _, _, _, a, b, _ in todo for run in (*a.runs, *b.runs)], workers)
     timings["read predictions"] = time.perf_counter() - t0
     if disk is not None and todo:  # all comparisons cached: the score cache was not opened
         t0 = time.perf_counter()

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.analysis.kinds import kind_analysis
+from benchmark.analysis.kinds import ANALYSES, KindAnalysis, kind_analysis
 from benchmark.analysis.npz import READ_ERRORS
 from benchmark.errors import BenchError
 from benchmark.leaderboard.model import (
@@ -44,7 +44,13 @@ from benchmark.leaderboard.model import (
     Run,
     Setting,
 )
-from benchmark.score_cache import ScoreArrayCache
+from benchmark.leaderboard.workers import (
+    ReadFailure,
+    read_error_text,
+    read_score_arrays,
+    workers_usable,
+)
+from benchmark.score_cache import Arrays, ScoreArrayCache, StatKey
 from benchmark.scores import ExampleScores, ResampledMetric, RunScores, Scored
 from benchmark.stats import (
     MIN_TEST_EXAMPLES,
@@ -87,6 +93,7 @@ class RunScoreLoader:
         self._unique_ids: set[tuple[str, bytes]] = set()
         # the problems reading each run gave (the comparison cache stores them with its entry)
         self.run_problems: dict[Path, list[Problem]] = {}
+        self._from_workers: _WorkerArrays | None = None  # while prefetch reads with workers
 
     def get(self, run: Run) -> RunScores | None:
         if run.run_dir not in self._scores:
@@ -95,16 +102,43 @@ class RunScoreLoader:
             self.run_problems[run.run_dir] = self.problems[before:]
         return self._scores[run.run_dir]
 
-    def prefetch(self, runs: Sequence[Run]) -> None:
-        """Load every run's predictions up front (timed apart from the bootstraps). In this
-        process on purpose: reading a file is mostly Python work that holds the GIL; threads
-        measured three times slower than this loop with np.load, and with the struct/zlib
-        reader two threads still took 3.8-5.2 s wall for 10,000 files against 1.9-2.9 s for
-        the loop."""
-        for run in runs:
-            self.get(run)
+    def prefetch(self, runs: Sequence[Run], workers: int = 0) -> None:
+        """Load every run's predictions up front (timed apart from the bootstraps). Reading a
+        file is mostly Python work that holds the GIL: threads measured three times slower
+        than this loop with np.load, and with the struct/zlib reader two threads still took
+        3.8-5.2 s wall for 10,000 files against 1.9-2.9 s for the loop. ``workers`` > 0:
+        the files that the score cache does not serve are read by that many worker processes
+        (:mod:`benchmark.leaderboard.workers`), and everything else is done here in the same
+        order, so the scores, caches and problems are those of the loop."""
+        pending = list({run.run_dir: run for run in runs if run.run_dir not in self._scores}
+                       .values())  # fmt: skip
+        if not workers_usable(workers, len(pending)):
+            for run in pending:
+                self.get(run)
+            return
+        looked_up: dict[Path, tuple[Arrays | None, StatKey | None]] = {}
+        jobs: list[tuple[Path, str]] = []
+        for run in pending:  # the cache's keys are taken before the workers read the files
+            if _reads_arrays(ANALYSES.get(run.kind)):
+                got = self.disk.get(run.run_dir, run.kind) if self.disk else (None, None)
+                looked_up[run.run_dir] = got
+                if got[0] is None:
+                    jobs.append((run.run_dir, run.kind))
+        self._from_workers = _WorkerArrays(read_score_arrays(jobs, workers))
+        try:
+            for run in pending:
+                before = len(self.problems)
+                self._scores[run.run_dir] = self._load(run, looked_up.get(run.run_dir))
+                self.run_problems[run.run_dir] = self.problems[before:]
+        finally:
+            self._from_workers.close()
+            self._from_workers = None
 
-    def _load(self, run: Run) -> RunScores | None:
+    def _load(
+        self, run: Run, looked_up: tuple[Arrays | None, StatKey | None] | None = None
+    ) -> RunScores | None:
+        """One run's scores. ``looked_up``: the score cache's answer for it, taken by prefetch
+        before its workers read the files the cache did not serve."""
         try:
             spec = kind_analysis(run.kind)
         except KeyError:
@@ -114,18 +148,25 @@ class RunScoreLoader:
         if spec.scores is None:
             return None
         try:
-            if self.disk is not None and spec.score_arrays and spec.scores_from_arrays:
-                arrays, key = self.disk.get(run.run_dir, run.kind)
+            if _reads_arrays(spec) and (self.disk is not None or looked_up is not None):
+                if looked_up is None:
+                    looked_up = self.disk.get(run.run_dir, run.kind)  # type: ignore[union-attr]
+                arrays, key = looked_up
                 if arrays is None:
-                    arrays = spec.score_arrays(run.run_dir, run.record)
-                    self.disk.put(run.run_dir, run.kind, key, arrays)
-                scores = spec.scores_from_arrays(arrays, run.record)
+                    if self._from_workers is not None:
+                        arrays = self._from_workers.get(run.run_dir)
+                    else:
+                        arrays = spec.score_arrays(run.run_dir)  # type: ignore[misc]
+                    if self.disk is not None:
+                        self.disk.put(run.run_dir, run.kind, key, arrays)
+                scores = spec.scores_from_arrays(arrays, run.record)  # type: ignore[misc]
             else:
                 scores = spec.scores(run.run_dir, run.record)
-        except (*READ_ERRORS, BenchError) as err:
+        except (*READ_ERRORS, BenchError, ReadFailure) as err:
+            text = str(err) if isinstance(err, ReadFailure) else read_error_text(err)
             self.problems.append(Problem(
                 "unreadable predictions", run.run_dir,
-                f"{type(err).__name__}: {err}; left out of the paired tests", run.task))
+                f"{text}; left out of the paired tests", run.task))
             return None
         return self._checked(run, scores, [str(run.record.primary_metric)])
 
@@ -160,6 +201,35 @@ class RunScoreLoader:
                     f"left out of the paired tests", run.task))
                 return None
         return scores
+
+
+def _reads_arrays(spec: KindAnalysis | None) -> bool:
+    """Whether a kind's scores come from cacheable arrays (score_arrays, then
+    scores_from_arrays) rather than straight from its files."""
+    return (spec is not None and spec.scores is not None and spec.score_arrays is not None
+            and spec.scores_from_arrays is not None)  # fmt: skip
+
+
+class _WorkerArrays:
+    """The workers' arrays, served by run folder: a run is asked for in prefetch's order, and
+    the stream yields them in that order too; keyed all the same, so a run that asks for none
+    (a kind without arrays) cannot shift the rest onto the wrong runs."""
+
+    def __init__(self, stream: Generator[tuple[Path, Arrays | ReadFailure], None, None]) -> None:
+        self._stream = stream
+        self._waiting: dict[Path, Arrays | ReadFailure] = {}
+
+    def get(self, run_dir: Path) -> Arrays:
+        while run_dir not in self._waiting:
+            folder, got = next(self._stream)
+            self._waiting[folder] = got
+        got = self._waiting.pop(run_dir)
+        if isinstance(got, ReadFailure):
+            raise got
+        return got
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def _side(row: Row, setting: Setting, cache: RunScoreLoader) -> tuple[list[Run], list[RunScores]]:

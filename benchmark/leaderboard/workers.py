@@ -1,0 +1,144 @@
+"""Reading many runs' predictions in worker processes (``bench leaderboard --workers N``).
+
+Why processes: reading a predictions file is mostly Python work that holds the GIL (zip
+headers, a zlib inflate, a few small numpy calls); two threads measured slower than one loop.
+A cold build of 10,000 runs spends about half its time there, and each run is independent.
+
+Why ``fork``: a worker must be ready in milliseconds, not after importing numpy again. On this
+2-core machine a pool of two was ready in 0.08 s with fork, 1.2 s with spawn and 1.6 s with
+forkserver (load about 1), which is most of what the workers save. Fork copies the process as
+it is, so it is used only where that is safe: on Linux (macOS frameworks break after fork), and
+only while this process runs no other Python thread (one could hold a lock the child would
+inherit taken). The CLI asks for workers; :func:`benchmark.leaderboard.build` reads in its own
+process unless told otherwise, so a notebook or a script without a ``__main__`` guard that
+calls it never forks.
+
+What a worker does is only the kind's ``score_arrays`` (a function of the run folder's files):
+the score cache, the checks against the record and everything else stay in this process, in
+the runs' order, so a build gives the same pages, caches and problem rows with or without
+workers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import threading
+from collections.abc import Generator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.analysis.kinds import kind_analysis
+from benchmark.analysis.npz import READ_ERRORS
+from benchmark.errors import BenchError, EnvironmentFailure
+
+Arrays = dict[str, np.ndarray]
+
+# below this many files to read, starting workers costs more than it saves (about 0.1 s to
+# fork and shut down two; one run's predictions take 0.2-0.4 ms)
+MIN_RUNS = 500
+# at most this many workers unless asked for more: past a few, the files come from one disk
+# and this process's own per-run work (checks, cache) is what the build waits for
+DEFAULT_MAX = 8
+
+
+class ReadFailure(Exception):
+    """A run whose predictions a worker could not read; the message is what the in-process
+    reader's error would say (``TypeName: message``)."""
+
+
+def default_workers() -> int:
+    """How many worker processes ``bench leaderboard`` uses unless told: the CPUs this process
+    may run on (``sched_getaffinity``: what SLURM and taskset allow, not the whole node's
+    count), at most :data:`DEFAULT_MAX`; 0 (read in this process) with one CPU or off Linux."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    cpus = len(os.sched_getaffinity(0))
+    return min(cpus, DEFAULT_MAX) if cpus > 1 else 0
+
+
+def workers_usable(workers: int, runs: int) -> bool:
+    """Whether ``runs`` files are read by ``workers`` processes (see the module docstring)."""
+    return (workers > 0 and runs >= MIN_RUNS and sys.platform.startswith("linux")
+            and threading.active_count() == 1)  # fmt: skip
+
+
+def read_score_arrays(
+    jobs: Sequence[tuple[Path, str]], workers: int
+) -> Generator[tuple[Path, Arrays | ReadFailure], None, None]:
+    """``(run folder, arrays)`` for each ``(run folder, kind)`` job, in the jobs' order, read
+    by ``workers`` processes (started at the first ``next``); for a run whose files cannot be
+    read, the :class:`ReadFailure` to raise in its place (yielded, not raised: the runs after
+    it are still to be served).
+
+    Stopping early (an exception in the caller, Ctrl-C) cancels the chunks not started and
+    waits for the running ones, a few milliseconds each: nothing is left behind."""
+    if not jobs:
+        return
+    # imported here: a warm build, which reads no predictions, does not load multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    size = max(16, min(256, math.ceil(len(jobs) / (workers * 8))))  # ~8 chunks a worker
+    starts = range(0, len(jobs), size)
+    chunks = [[(os.fspath(d), kind) for d, kind in jobs[i : i + size]] for i in starts]
+    executor = ProcessPoolExecutor(
+        max_workers=min(workers, len(chunks)),
+        mp_context=_fork_context(),
+        initializer=_worker_started,
+        initargs=(os.getpid(),),
+    )
+    try:
+        for start, results in zip(starts, executor.map(_read_chunk, chunks), strict=True):
+            for (run_dir, _), got in zip(jobs[start : start + size], results, strict=True):
+                yield run_dir, ReadFailure(got) if isinstance(got, str) else got
+    except BrokenProcessPool as err:
+        raise EnvironmentFailure(
+            f"a worker process reading predictions stopped ({err}): the machine may be out of "
+            f"memory; run again with --workers 0 to read them in this process"
+        ) from err
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _fork_context():  # type: ignore[no-untyped-def]
+    import multiprocessing
+
+    return multiprocessing.get_context("fork")
+
+
+def _worker_started(parent: int) -> None:
+    """In each worker: Ctrl-C is the parent's to handle (the terminal sends SIGINT to the
+    whole process group; the parent stops the pool), and the worker dies with its parent (a
+    parent killed outright would otherwise leave workers waiting on their queue for good)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # no prctl: the queue's end still stops idle workers
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _read_chunk(jobs: list[tuple[str, str]]) -> list[Arrays | str]:
+    out: list[Arrays | str] = []
+    for run_dir, kind in jobs:
+        score_arrays = kind_analysis(kind).score_arrays
+        if score_arrays is None:
+            raise RuntimeError(f"kind {kind!r} has no score_arrays: it cannot be read here")
+        try:
+            out.append(score_arrays(Path(run_dir)))
+        except (*READ_ERRORS, BenchError) as err:
+            out.append(read_error_text(err))
+    return out
+
+
+def read_error_text(err: Exception) -> str:
+    """How an unreadable run's problem row names its error, in a worker or not."""
+    return f"{type(err).__name__}: {err}"

@@ -1,0 +1,198 @@
+"""Predictions read by worker processes (``bench leaderboard --workers N``) give the leaderboard,
+the caches and the problem rows of the in-process loop, and the pool never outlives a build:
+not after an unreadable file, a dead worker, or an interrupted build."""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import importlib
+import multiprocessing
+import os
+import re
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import bench
+from synthetic_records import logits_with_correct, write_classification_run
+
+from benchmark.analysis import kinds
+from benchmark.errors import EnvironmentFailure
+from benchmark.leaderboard import workers
+from benchmark.leaderboard.collect import collect
+from benchmark.leaderboard.compare import RunScoreLoader
+from benchmark.score_cache import ScoreArrayCache
+
+build_module = importlib.import_module("benchmark.leaderboard.build")
+CLASSES = [f"c{i}" for i in range(5)]
+N = 60
+TARGET = np.repeat(np.arange(5), N // 5)
+
+
+@pytest.fixture(autouse=True)
+def pool_for_few_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' folders hold a few dozen runs: below MIN_RUNS the pool would not start."""
+    monkeypatch.setattr(workers, "MIN_RUNS", 1)
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    """Two backbones x 12 seeds, and four runs whose predictions are bad in different ways."""
+    results = tmp_path / "results"
+    for seed in range(12):
+        for name, data, rate in (("original_r18", "original", 0.7),
+                                 ("blurred_r18", "blurred", 0.6)):  # fmt: skip
+            rng = np.random.default_rng(seed * 10 + int(rate * 100))
+            logits = logits_with_correct(TARGET, rng.random(N) < rate, 5, rng)
+            write_classification_run(results, name, "resnet18", data, seed, logits, TARGET,
+                                     CLASSES)  # fmt: skip
+    runs = sorted(p.parent for p in (results / "runs").glob("*/*/*/*/record.json"))
+    (runs[1] / "predictions.npz").write_bytes(b"")  # empty
+    (runs[4] / "predictions.npz").write_bytes(b"PK\x03\x04 not a zip")
+    (runs[7] / "predictions.npz").unlink()
+    other = np.load(runs[9] / "predictions.npz")  # another run's predictions: disagree
+    np.savez_compressed(runs[10] / "predictions.npz", **{k: other[k] for k in other.files})
+    return results
+
+
+def _loader(results: Path, n_workers: int, cache: bool) -> tuple[RunScoreLoader, list]:
+    runs, problems, _ = collect(results, None)
+    loader = RunScoreLoader(problems, ScoreArrayCache(results) if cache else None)
+    loader.prefetch(runs, n_workers)
+    return loader, runs
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_workers_give_the_scores_and_problems_of_the_loop(results: Path, cache: bool) -> None:
+    pooled, runs = _loader(results, 2, cache)
+    serial, _ = _loader(results, 0, cache)
+    assert [(p.what, p.path, p.message) for p in pooled.problems] == \
+        [(p.what, p.path, p.message) for p in serial.problems]  # fmt: skip
+    assert {p.what for p in serial.problems} == {
+        "unreadable predictions",
+        "predictions disagree with record",
+    }
+    assert len(serial.problems) == 4
+    for run in runs:
+        got, want = pooled.get(run), serial.get(run)
+        assert (got is None) == (want is None), run.run_dir
+        if want is not None:
+            assert np.array_equal(got.example_ids, want.example_ids)
+            for name, scored in want.metrics.items():
+                full = np.arange(want.n)[None, :]
+                assert np.array_equal(got.metrics[name].compute(full), scored.compute(full))
+        assert pooled.run_problems[run.run_dir] == serial.run_problems[run.run_dir]
+    if cache:  # what the workers read is stored in the score cache, as the loop stores it
+        assert pooled.disk.save()
+        again, _ = _loader(results, 2, True)
+        assert again.disk.hits == len(runs) - 3  # all but the three unreadable runs
+
+
+def _pages(results: Path, out: Path, *extra: str) -> tuple[str, bytes]:
+    assert bench("leaderboard", "--results", results, "--out", out, "--n-boot", "300",
+                 "--no-plots", *extra) == 0  # fmt: skip
+    markdown = re.sub(r"Generated \S+ from", "", (out / "leaderboard.md").read_text())
+    return markdown, (out / "leaderboard.csv").read_bytes()
+
+
+def test_the_pages_are_the_same_with_and_without_workers(
+    results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = []
+    real = workers.read_score_arrays
+
+    def counted(jobs, n_workers):  # type: ignore[no-untyped-def]
+        started.append(n_workers)
+        yield from real(jobs, n_workers)
+
+    monkeypatch.setattr(importlib.import_module("benchmark.leaderboard.compare"),
+                        "read_score_arrays", counted)  # fmt: skip
+    pooled = _pages(results, tmp_path / "pooled", "--no-cache", "--workers", "2")
+    assert started == [2]
+    serial = _pages(results, tmp_path / "serial", "--no-cache", "--workers", "0")
+    assert started == [2]  # --workers 0: in this process
+    assert pooled == serial
+    assert "unreadable predictions" in serial[0]
+
+
+def test_a_negative_worker_count_is_the_users_mistake(results: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert bench("leaderboard", "--results", results, "--workers", "-1") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--workers -1" in err
+
+
+def _replace_score_arrays(monkeypatch: pytest.MonkeyPatch, score_arrays) -> None:  # type: ignore[no-untyped-def]
+    """The classification kind reads its arrays with ``score_arrays`` (the workers are forked,
+    so they see the replacement too)."""
+    spec = kinds.ANALYSES["classification"]
+    monkeypatch.setitem(
+        kinds.ANALYSES, "classification", dataclasses.replace(spec, score_arrays=score_arrays)
+    )
+
+
+def _jobs(results: Path) -> list[tuple[Path, str]]:
+    return [(run.run_dir, run.kind) for run in collect(results, None)[0]]
+
+
+def test_workers_ignore_ctrl_c_and_die_with_the_build(
+    results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The terminal sends SIGINT to the whole process group: the build stops the pool, the
+    workers print nothing; and a worker whose parent is killed outright is killed too."""
+
+    def report(run_dir: Path) -> dict[str, np.ndarray]:
+        libc = ctypes.CDLL(None, use_errno=True)
+        death = ctypes.c_int(0)
+        libc.prctl(2, ctypes.byref(death))  # PR_GET_PDEATHSIG
+        return {
+            "sigint_ignored": np.asarray(signal.getsignal(signal.SIGINT) == signal.SIG_IGN),
+            "death_signal": np.asarray(death.value),
+            "pid": np.asarray(os.getpid()),
+        }
+
+    _replace_score_arrays(monkeypatch, report)
+    got = [arrays for _, arrays in workers.read_score_arrays(_jobs(results), 2)]
+    assert all(bool(a["sigint_ignored"]) for a in got)
+    assert all(int(a["death_signal"]) == signal.SIGKILL for a in got)
+    assert {int(a["pid"]) for a in got} - {os.getpid()}  # read in other processes
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # this process: untouched
+    assert not multiprocessing.active_children()  # the pool is gone after the last run
+
+
+def test_an_interrupted_build_leaves_no_worker_behind(results: Path) -> None:
+    stream = workers.read_score_arrays(_jobs(results), 2)
+    next(stream)
+    assert multiprocessing.active_children()
+    with pytest.raises(KeyboardInterrupt):
+        stream.throw(KeyboardInterrupt())
+    assert not multiprocessing.active_children()
+
+
+def test_a_worker_killed_is_an_environment_failure(
+    results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def killed(run_dir: Path) -> dict[str, np.ndarray]:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
+        raise AssertionError("unreachable")
+
+    _replace_score_arrays(monkeypatch, killed)
+    with pytest.raises(EnvironmentFailure, match="--workers 0"):
+        build_module.build(results, n_boot=200, plots=False, cache=False, workers=2)
+    assert not multiprocessing.active_children()
+
+
+def test_no_fork_while_another_thread_runs(results: Path) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not workers.workers_usable(2, 1000)
+    finally:
+        stop.set()
+        thread.join()
+    assert workers.workers_usable(2, 1000)
+    assert not workers.workers_usable(0, 1000)
+    assert not workers.workers_usable(2, 0)
