@@ -4,16 +4,18 @@ torch or Lightning."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from benchmark.analysis.npz import read_npz
-from benchmark.layout import predictions_file
+from benchmark.layout import PREDICTIONS_FILE
 from benchmark.run_record import RunRecord
 from benchmark.scores import (
     ExampleScores,
     RunScores,
+    array_key,
     mean_per_class_accuracy_metric,
     per_class_accuracy_scores,
 )
@@ -24,7 +26,44 @@ def logit_metric_inputs(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.n
 
 
 def load_logit_predictions(run_dir: Path) -> dict[str, np.ndarray]:
-    return read_npz(predictions_file(run_dir))  # np.load's arrays, faster over many runs
+    """The saved arrays, as np.load gives them (faster over many runs), except that a small
+    array already read from another run's file (a task's example ids and targets) is the one
+    read-only array made of it (:func:`benchmark.analysis.npz.read_npz`'s ``shared``)."""
+    # the path joined as a string: layout.predictions_file's Path cost 1.6 us a run
+    return read_npz(os.fspath(run_dir) + os.sep + PREDICTIONS_FILE, shared=True)
+
+
+# What the runs of a task share, by the shared (read-only) target array read_npz gave:
+# id(saved target) -> [saved target, its int64 read-only copy, merge key or None]; and the
+# same entry by id(int64 copy), for classification_scores_from_arrays. An entry holds both
+# arrays, so neither id is reused while it is kept. Converting and hashing the targets again
+# in every run cost 4.1 us a run, against 0.3 us for the two lookups.
+_TARGETS: dict[int, list] = {}
+_TARGETS_KEPT = 512
+
+
+def _int64_target(saved: np.ndarray) -> np.ndarray:
+    entry = _TARGETS.get(id(saved))
+    if entry is not None and entry[0] is saved:
+        return entry[1]
+    target = saved.astype(np.int64)
+    if saved.flags.writeable or saved.base is not None:
+        return target  # not a shared array: it may change, so nothing is kept by its identity
+    target.setflags(write=False)
+    if len(_TARGETS) >= _TARGETS_KEPT:
+        _TARGETS.clear()
+    _TARGETS[id(saved)] = _TARGETS[id(target)] = [saved, target, None]
+    return target
+
+
+def _merge_key(target: np.ndarray) -> str:
+    """:func:`benchmark.scores.array_key` of the targets, once per shared target array."""
+    entry = _TARGETS.get(id(target))
+    if entry is None or entry[1] is not target:
+        return array_key(target)
+    if entry[2] is None:
+        entry[2] = array_key(target)
+    return entry[2]
 
 
 def record_class_names(record: RunRecord, count: int) -> list[str]:
@@ -44,7 +83,7 @@ def classification_score_arrays(run_dir: Path, record: RunRecord) -> dict[str, n
     """What the leaderboard needs from the saved logits (argmax, as the top1 metric takes it):
     example ids, targets, per-example correctness and the class count; small enough to cache."""
     saved = load_logit_predictions(run_dir)
-    logits, target = saved["logits"], saved["target"].astype(np.int64)
+    logits, target = saved["logits"], _int64_target(saved["target"])
     return {
         "example_id": saved["example_id"],
         "target": target,
@@ -70,7 +109,7 @@ def classification_scores_from_arrays(
                 per_class_accuracy_scores(correct, target, num_classes), names
             ),
             "mean_per_class_accuracy": mean_per_class_accuracy_metric(
-                correct, target, num_classes
+                correct, target, num_classes, _merge_key(target)
             ),
         },
     )
