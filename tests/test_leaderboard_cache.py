@@ -21,6 +21,7 @@ from synthetic_records import logits_with_correct, write_classification_run
 
 import benchmark.analysis.classification
 import benchmark.analysis.npz
+import benchmark.run_record
 import benchmark.scores
 from benchmark import stats
 from benchmark.leaderboard.cache import COMPARISONS_FILE, QUANTILES_FILE, RECORDS_FILE
@@ -472,3 +473,52 @@ def test_stat_key_is_the_record_and_predictions_identity(results: Path) -> None:
     assert score_cache_module.stat_key(str(run_dir)) == expected
     predictions.unlink()
     assert score_cache_module.stat_key(run_dir) is None
+
+
+def test_per_class_scores_are_made_when_used_and_equal_the_kept_ones(results: Path) -> None:
+    """Per-class accuracy's [N, C] scores are not kept per run (MadeExampleScores): each use
+    makes the same values per_class_accuracy_scores gives, and its resamples are the same."""
+    run = _runs(results)[0]
+    classification = benchmark.analysis.classification
+    arrays = classification.classification_score_arrays(run.run_dir, run.record)
+    scored = classification.classification_scores_from_arrays(arrays, run.record).metrics[
+        "per_class_accuracy"]
+    assert isinstance(scored, benchmark.scores.MadeExampleScores)
+    kept = benchmark.scores.per_class_accuracy_scores(
+        arrays["correct"].astype(np.float64), arrays["target"], len(CLASSES))
+    np.testing.assert_array_equal(scored.values, kept)
+    assert scored.values is not scored.values  # made again, not held
+    assert scored.columns == tuple(CLASSES)
+    idx = np.random.default_rng(5).integers(0, N, size=(7, N))
+    np.testing.assert_array_equal(scored.compute(idx),
+                                  ExampleScores(kept, tuple(CLASSES)).compute(idx))  # fmt: skip
+    with pytest.raises(ValueError, match="column names"):
+        benchmark.scores.MadeExampleScores(lambda: kept, (N, 5), ("a",))
+
+
+@pytest.mark.parametrize("bad", ["too large", "too small", "short correct"])
+def test_per_class_scores_that_cannot_be_made_fail_while_the_run_is_read(bad: str) -> None:
+    """Targets out of range or per-example arrays of another length raise numpy's own error
+    when the run's scores are built (a problem row), not later in a comparison."""
+    target = np.arange(10) % 5
+    correct = np.ones(10, bool)
+    if bad == "too large":
+        target[3] = 5
+    elif bad == "too small":
+        target[3] = -6
+    else:
+        correct = correct[:4]
+    arrays = {"example_id": np.arange(10), "target": target, "correct": correct,
+              "num_classes": np.asarray(5)}  # fmt: skip
+    record = benchmark.run_record.RunRecord.model_construct(class_names=CLASSES, metrics={})
+    with pytest.raises((IndexError, ValueError)) as info:
+        benchmark.scores.per_class_accuracy_scores(correct.astype(np.float64), target, 5)
+    with pytest.raises(info.type, match=re.escape(str(info.value))):
+        benchmark.analysis.classification.classification_scores_from_arrays(arrays, record)
+    target[3] = -5  # numpy's negative index: the last class, as before
+    if bad != "short correct":
+        scores = benchmark.analysis.classification.classification_scores_from_arrays(arrays,
+                                                                                     record)
+        np.testing.assert_array_equal(
+            scores.metrics["per_class_accuracy"].values,
+            benchmark.scores.per_class_accuracy_scores(correct.astype(np.float64), target, 5))
