@@ -64,13 +64,20 @@ def _version() -> str:
     return f"{FORMAT}-{source_digest()}"
 
 
-def stat_key(run_dir: Path) -> StatKey | None:
-    """:func:`file_stat` of the record and of the predictions, one after the other; None when
-    either is missing."""
+_RECORD_TAIL, _PREDICTIONS_TAIL = os.sep + RECORD_FILE, os.sep + PREDICTIONS_FILE
+
+
+def stat_key(run_dir: Path | str) -> StatKey | None:
+    """:func:`stat_identity` of the record and of the predictions, one after the other; None
+    when either is missing. Joined by hand and stat'ed in one try, not by os.path.join and
+    file_stat: 7.9 -> 6.0 us a run."""
     folder = os.fspath(run_dir)
-    rec = file_stat(os.path.join(folder, RECORD_FILE))
-    pred = file_stat(os.path.join(folder, PREDICTIONS_FILE)) if rec is not None else None
-    return None if rec is None or pred is None else rec + pred
+    try:
+        rec = os.stat(folder + _RECORD_TAIL)
+        pred = os.stat(folder + _PREDICTIONS_TAIL)
+    except OSError:
+        return None
+    return stat_identity(rec) + stat_identity(pred)
 
 
 class ScoreArrayCache:
@@ -152,6 +159,11 @@ def _encode(entries: dict[str, tuple[StatKey, str, Arrays]]) -> bytes:
     match): 0.20-0.31 s against 0.37-0.97 s with a blake2b digest per array (40,000 arrays)."""
     blobs: list[list[Any]] = []
     seen: dict[tuple[str, tuple[int, ...], bytes], int] = {}
+    # the same array object again (the runs of a task share their ids and targets, see
+    # read_npz's shared): its blob without copying and hashing its bytes (the stage took
+    # 0.16 -> 0.11 s of CPU at 10,000 runs); the entries hold every array meanwhile, so no
+    # id is reused
+    same: dict[int, int] = {}
     chunks: list[bytes] = []
     offset = 0
     runs: dict[str, Any] = {}
@@ -159,6 +171,10 @@ def _encode(entries: dict[str, tuple[StatKey, str, Arrays]]) -> bytes:
         key, kind, arrays = entries[rel]
         refs = {}
         for name, array in arrays.items():
+            ref = same.get(id(array))
+            if ref is not None:
+                refs[name] = ref
+                continue
             data = array.tobytes()  # C order, whatever the array's own
             ident = (array.dtype.str, array.shape, data)
             ref = seen.get(ident)
@@ -169,6 +185,7 @@ def _encode(entries: dict[str, tuple[StatKey, str, Arrays]]) -> bytes:
                 ref = seen[ident] = len(blobs)
                 blobs.append([array.dtype.str, list(array.shape), offset, len(data)])
                 offset += len(data)
+            same[id(array)] = ref
             refs[name] = ref
         runs[rel] = {"key": list(key), "kind": kind, "arrays": refs}
     index = json.dumps({"format": _version(), "blobs": blobs, "runs": runs}).encode()

@@ -21,12 +21,14 @@ from synthetic_records import logits_with_correct, write_classification_run
 
 import benchmark.analysis.classification
 import benchmark.analysis.npz
+import benchmark.run_record
+import benchmark.scores
 from benchmark import stats
 from benchmark.leaderboard.cache import COMPARISONS_FILE, QUANTILES_FILE, RECORDS_FILE
 from benchmark.leaderboard.collect import READING_FIELDS
 from benchmark.leaderboard.model import Run
 from benchmark.score_cache import CACHE_DIR, CACHE_FILE
-from benchmark.scores import RunScores
+from benchmark.scores import ExampleScores, RunScores
 
 # the modules, not the functions benchmark.leaderboard exports under the same names
 build_module = importlib.import_module("benchmark.leaderboard.build")
@@ -372,3 +374,151 @@ def test_a_run_rewritten_while_read_is_not_served_from_the_cache(results: Path) 
     assert cache.save()
     served = score_cache_module.ScoreArrayCache(results).get(unchanged.run_dir, unchanged.kind)[0]
     assert served is not None and served.keys() == old.keys()
+
+
+def test_shared_ids_are_trusted_by_identity_and_writable_ones_are_not(results: Path) -> None:
+    """A read-only id array already found unique (the one array read_npz shares between the
+    runs of a task) is not checked again; a writable one may have been edited since, so it is
+    checked by its bytes every time."""
+    loader = compare_module.RunScoreLoader([])
+    first, second, third = _runs(results)[:3]
+    ids = np.asarray([f"test/{i}" for i in range(N)])
+    ids.setflags(write=False)
+    assert loader._checked(first, RunScores(ids), []) is not None
+    assert loader._unique_arrays.get(id(ids)) is ids
+    writable = np.asarray([f"other/{i}" for i in range(N)])
+    assert loader._checked(second, RunScores(writable), []) is not None
+    assert id(writable) not in loader._unique_arrays
+    writable[1] = writable[0]
+    assert loader._checked(third, RunScores(writable), []) is None
+    assert "repeated example ids" in loader.problems[0].message
+
+
+@pytest.mark.parametrize("recorded, agrees", [(0.5, True), (0.25, True), (0.6, False)])
+def test_top1_is_checked_against_the_record_as_its_mean(
+    results: Path, recorded: float, agrees: bool
+) -> None:
+    """The per-example 0/1 scores' mean (summed by np.add.reduce, the sum ndarray.mean uses)
+    must give the record's top1."""
+    run = dataclasses.replace(_runs(results)[0], metrics={"top1": recorded})
+    values = np.zeros(N)
+    values[: int(recorded * N) if agrees else N // 2] = 1.0
+    loader = compare_module.RunScoreLoader([])
+    scores = RunScores(np.arange(N), {"top1": ExampleScores(values)})
+    assert (loader._checked(run, scores, ["top1"]) is not None) == agrees
+    if not agrees:
+        assert "the record says 0.6, its predictions give 0.5" in loader.problems[0].message
+
+
+def test_the_sum_over_the_count_is_ndarray_mean() -> None:
+    """What _checked relies on: for float64 vectors, np.add.reduce divided by the length is
+    bit for bit ndarray.mean (the same pairwise sum, the same division)."""
+    rng = np.random.default_rng(4)
+    for n in (1, 7, 128, 129, 1000, 4099):
+        for values in (rng.random(n), (rng.random(n) < 0.5).astype(np.float64),
+                       rng.normal(size=n) * 1e6):  # fmt: skip
+            assert float(np.add.reduce(values)) / len(values) == float(values.mean())
+
+
+def test_runs_of_a_task_share_one_int64_target_and_its_merge_key(results: Path) -> None:
+    """The targets read_npz shares between runs become one read-only int64 array, hashed once
+    for mean per-class accuracy's merge key; a run's own (writable) targets are converted
+    each time and nothing is kept by their identity."""
+    classification = benchmark.analysis.classification
+    first, second = _runs(results)[:2]
+    a = classification.classification_score_arrays(first.run_dir, first.record)
+    b = classification.classification_score_arrays(second.run_dir, second.record)
+    c = classification.classification_score_arrays(first.run_dir, first.record)
+    assert b["target"] is c["target"] and not b["target"].flags.writeable
+    np.testing.assert_array_equal(a["target"], TARGET)
+    assert b["target"].dtype == np.int64
+    key = classification._merge_key(b["target"])
+    assert key == benchmark.scores.array_key(TARGET) == classification._merge_key(c["target"])
+    own = TARGET.astype(np.int32)
+    converted = classification._int64_target(own)
+    assert converted is not classification._int64_target(own) and converted.flags.writeable
+    assert id(own) not in classification._TARGETS
+    scores = classification.classification_scores_from_arrays(b, second.record)
+    assert scores.metrics["mean_per_class_accuracy"].merge_key == key
+
+
+def test_one_blob_per_array_object_and_per_distinct_bytes(tmp_path: Path) -> None:
+    """The score cache stores an array once: by its identity (the runs of a task share their
+    ids and targets), else by its dtype, shape and bytes; every run reads its arrays back."""
+    shared = np.arange(6)
+    shared.setflags(write=False)
+    entries = {
+        "runs/a": ((1,) * 8, "classification", {"target": shared, "own": np.ones(3)}),
+        "runs/b": ((2,) * 8, "classification", {"target": shared, "own": np.ones(3)}),
+        "runs/c": ((3,) * 8, "classification", {"target": np.arange(6), "own": np.zeros(3)}),
+    }
+    path = tmp_path / "scores.npz"
+    path.write_bytes(score_cache_module._encode(entries))
+    with np.load(path) as stored:
+        blobs = json.loads(stored["index"].tobytes())["blobs"]
+    assert len(blobs) == 3  # arange(6), ones(3), zeros(3)
+    back = score_cache_module._read(path)
+    for rel, (key, kind, arrays) in entries.items():
+        assert back[rel][:2] == (key, kind)
+        for name, array in arrays.items():
+            np.testing.assert_array_equal(back[rel][2][name], array)
+
+
+def test_stat_key_is_the_record_and_predictions_identity(results: Path) -> None:
+    run_dir = _runs(results)[0].run_dir
+    record, predictions = run_dir / "record.json", run_dir / "predictions.npz"
+    expected = score_cache_module.file_stat(str(record)) + score_cache_module.file_stat(
+        str(predictions))
+    assert score_cache_module.stat_key(run_dir) == expected
+    assert score_cache_module.stat_key(str(run_dir)) == expected
+    predictions.unlink()
+    assert score_cache_module.stat_key(run_dir) is None
+
+
+def test_per_class_scores_are_made_when_used_and_equal_the_kept_ones(results: Path) -> None:
+    """Per-class accuracy's [N, C] scores are not kept per run (MadeExampleScores): each use
+    makes the same values per_class_accuracy_scores gives, and its resamples are the same."""
+    run = _runs(results)[0]
+    classification = benchmark.analysis.classification
+    arrays = classification.classification_score_arrays(run.run_dir, run.record)
+    scored = classification.classification_scores_from_arrays(arrays, run.record).metrics[
+        "per_class_accuracy"]
+    assert isinstance(scored, benchmark.scores.MadeExampleScores)
+    kept = benchmark.scores.per_class_accuracy_scores(
+        arrays["correct"].astype(np.float64), arrays["target"], len(CLASSES))
+    np.testing.assert_array_equal(scored.values, kept)
+    assert scored.values is not scored.values  # made again, not held
+    assert scored.columns == tuple(CLASSES)
+    idx = np.random.default_rng(5).integers(0, N, size=(7, N))
+    np.testing.assert_array_equal(scored.compute(idx),
+                                  ExampleScores(kept, tuple(CLASSES)).compute(idx))  # fmt: skip
+    with pytest.raises(ValueError, match="column names"):
+        benchmark.scores.MadeExampleScores(lambda: kept, (N, 5), ("a",))
+
+
+@pytest.mark.parametrize("bad", ["too large", "too small", "short correct"])
+def test_per_class_scores_that_cannot_be_made_fail_while_the_run_is_read(bad: str) -> None:
+    """Targets out of range or per-example arrays of another length raise numpy's own error
+    when the run's scores are built (a problem row), not later in a comparison."""
+    target = np.arange(10) % 5
+    correct = np.ones(10, bool)
+    if bad == "too large":
+        target[3] = 5
+    elif bad == "too small":
+        target[3] = -6
+    else:
+        correct = correct[:4]
+    arrays = {"example_id": np.arange(10), "target": target, "correct": correct,
+              "num_classes": np.asarray(5)}  # fmt: skip
+    record = benchmark.run_record.RunRecord.model_construct(class_names=CLASSES, metrics={})
+    with pytest.raises((IndexError, ValueError)) as info:
+        benchmark.scores.per_class_accuracy_scores(correct.astype(np.float64), target, 5)
+    with pytest.raises(info.type, match=re.escape(str(info.value))):
+        benchmark.analysis.classification.classification_scores_from_arrays(arrays, record)
+    target[3] = -5  # numpy's negative index: the last class, as before
+    if bad != "short correct":
+        scores = benchmark.analysis.classification.classification_scores_from_arrays(arrays,
+                                                                                     record)
+        np.testing.assert_array_equal(
+            scores.metrics["per_class_accuracy"].values,
+            benchmark.scores.per_class_accuracy_scores(correct.astype(np.float64), target, 5))

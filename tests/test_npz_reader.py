@@ -263,3 +263,89 @@ def test_a_member_that_inflates_past_its_declared_size_is_refused_without_inflat
     finally:
         tracemalloc.stop()
     assert peak < 16 << 20, f"peak allocation {peak / 2**20:.0f} MiB"
+
+
+def _savez_with(save: object, path: Path, logits: np.ndarray) -> None:
+    """A run's file: its own logits, the task's ids, targets and a Fortran-order array."""
+    target = np.arange(6) % 3
+    save(path, logits=logits, target=target,  # type: ignore[operator]
+         example_id=np.asarray([f"test/{i}" for i in range(6)]),
+         fortran=np.asfortranarray(np.arange(12.0).reshape(3, 4)))  # fmt: skip
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_members_read_again_are_np_load_arrays_or_one_shared_array(
+    tmp_path: Path, save: object
+) -> None:
+    """A small member seen in an earlier file (a task's ids and targets) is memoised: without
+    ``shared`` each read still gives np.load's arrays (writable, own memory, the file's C or
+    Fortran layout, a new object); with ``shared`` the one read-only array made of it. A
+    run's own member (its logits) is never shared."""
+    npz._memo.clear()
+    npz._seen_once.clear()
+    rng = np.random.default_rng(2)
+    paths = []
+    for i in range(4):
+        paths.append(tmp_path / f"run{i}.npz")
+        _savez_with(save, paths[-1], rng.normal(size=(6, 3)).astype(np.float32))
+    plain = [read_npz(p) for p in paths]
+    for path, got in zip(paths, plain, strict=True):
+        reference = _np_load(path)
+        assert list(got) == list(reference)
+        for name, array in reference.items():
+            assert got[name].dtype == array.dtype and got[name].shape == array.shape
+            assert got[name].flags.writeable and got[name].flags.owndata, name
+            assert got[name].flags.f_contiguous == array.flags.f_contiguous, name
+            np.testing.assert_array_equal(got[name], array)
+    assert plain[2]["target"] is not plain[3]["target"]
+    plain[2]["target"][0] = 99  # a caller's edit reaches no other read
+    assert read_npz(paths[3])["target"][0] == 0
+    for path in paths:  # new logits, the same ids and targets
+        _savez_with(save, path, rng.normal(size=(6, 3)).astype(np.float32))
+    shared = [read_npz(p, shared=True) for p in paths]
+    for name in ("target", "example_id", "fortran"):
+        assert shared[0][name] is shared[1][name] is shared[3][name], name
+        assert not shared[3][name].flags.writeable, name
+        np.testing.assert_array_equal(shared[3][name], _np_load(paths[3])[name])
+    assert shared[3]["fortran"].flags.f_contiguous
+    assert shared[3]["logits"].flags.writeable
+    assert shared[2]["logits"] is not shared[3]["logits"]
+    np.testing.assert_array_equal(shared[3]["logits"], _np_load(paths[3])["logits"])
+
+
+def test_a_member_seen_once_is_not_kept() -> None:
+    """Only a member whose key comes back is memoised: a run's own logits (seen once) cost
+    no hashing and hold no memory."""
+    npz._memo.clear()
+    npz._seen_once.clear()
+    key = (npz._STORED, zlib.crc32(b"abc"), 3, 3)
+    assert npz._remembered(key, b"abc") is None and key not in npz._memo
+    entry = npz._remembered(key, b"abc")
+    assert entry is not None and entry[1] == b"abc" and key in npz._memo
+    with pytest.raises(npz._NotFast):  # other bytes under the same key: checked, not served
+        npz._remembered(key, b"abd")
+
+
+@pytest.mark.parametrize("save", [np.savez, np.savez_compressed])
+def test_a_file_larger_than_the_first_read_is_read_whole(tmp_path: Path, save: object) -> None:
+    path = tmp_path / "large.npz"
+    rng = np.random.default_rng(3)
+    save(path, logits=rng.normal(size=(300, 100)), target=np.arange(300))  # type: ignore[operator]
+    assert path.stat().st_size > npz._FIRST_READ
+    assert npz._read_file(path) == path.read_bytes()
+    _same_as_np_load(path)
+
+
+def _open_and_read(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def test_a_folder_is_refused_as_open_refuses_it(tmp_path: Path) -> None:
+    """The file is read by os.open and os.read: a folder or a missing file raises what
+    ``open()`` raises, with the same message (a problem row quotes it)."""
+    folder = tmp_path / "predictions.npz"
+    folder.mkdir()
+    assert _error(read_npz, folder) == _error(_open_and_read, folder)
+    missing = tmp_path / "missing.npz"
+    assert _error(read_npz, missing) == _error(_open_and_read, missing)
