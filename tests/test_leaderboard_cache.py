@@ -426,9 +426,9 @@ def test_runs_of_a_task_share_one_int64_target_and_its_merge_key(results: Path) 
     each time and nothing is kept by their identity."""
     classification = benchmark.analysis.classification
     first, second = _runs(results)[:2]
-    a = classification.classification_score_arrays(first.run_dir, first.record)
-    b = classification.classification_score_arrays(second.run_dir, second.record)
-    c = classification.classification_score_arrays(first.run_dir, first.record)
+    a = classification.classification_score_arrays(first.run_dir)
+    b = classification.classification_score_arrays(second.run_dir)
+    c = classification.classification_score_arrays(first.run_dir)
     assert b["target"] is c["target"] and not b["target"].flags.writeable
     np.testing.assert_array_equal(a["target"], TARGET)
     assert b["target"].dtype == np.int64
@@ -480,7 +480,7 @@ def test_per_class_scores_are_made_when_used_and_equal_the_kept_ones(results: Pa
     makes the same values per_class_accuracy_scores gives, and its resamples are the same."""
     run = _runs(results)[0]
     classification = benchmark.analysis.classification
-    arrays = classification.classification_score_arrays(run.run_dir, run.record)
+    arrays = classification.classification_score_arrays(run.run_dir)
     scored = classification.classification_scores_from_arrays(arrays, run.record).metrics[
         "per_class_accuracy"]
     assert isinstance(scored, benchmark.scores.MadeExampleScores)

@@ -58,6 +58,20 @@ def _int64_target(saved: np.ndarray) -> np.ndarray:
     return target
 
 
+def _registered_target(target: np.ndarray) -> np.ndarray:
+    """Register int64 targets that are shared (read-only, own memory) but were not converted
+    here: those a worker process read (benchmark.leaderboard.workers hands its shared arrays
+    over as one read-only array each), so the lookups below serve them too."""
+    entry = _TARGETS.get(id(target))
+    known = entry is not None and entry[1] is target
+    if not known and target.dtype == np.int64 and not target.flags.writeable \
+            and target.base is None:  # fmt: skip
+        if len(_TARGETS) >= _TARGETS_KEPT:
+            _TARGETS.clear()
+        _TARGETS[id(target)] = [target, target, None, {}]
+    return target
+
+
 def _merge_key(target: np.ndarray) -> str:
     """:func:`benchmark.scores.array_key` of the targets, once per shared target array."""
     entry = _TARGETS.get(id(target))
@@ -99,7 +113,7 @@ def classification_scores_from_arrays(
 ) -> RunScores:
     """top1 (0/1 per example), per-class accuracy (its class's column) and mean per-class
     accuracy (recomputed per resample), from :func:`classification_score_arrays`."""
-    target = arrays["target"]
+    target = _registered_target(arrays["target"])
     num_classes = int(arrays["num_classes"])
     correct = arrays["correct"].astype(np.float64)
     names = tuple(record_class_names(record, num_classes))

@@ -92,9 +92,17 @@ def read_score_arrays(
         initargs=(os.getpid(),),
     )
     try:
+        shared = _SharedArrays()
         for start, results in zip(starts, executor.map(_read_chunk, chunks), strict=True):
+            in_chunk: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             for (run_dir, _), got in zip(jobs[start : start + size], results, strict=True):
-                yield run_dir, ReadFailure(got) if isinstance(got, str) else got
+                if isinstance(got, str):
+                    yield run_dir, ReadFailure(got)
+                    continue
+                arrays, names = got
+                for name in names:
+                    arrays[name] = shared.one(arrays[name], in_chunk)
+                yield run_dir, arrays
     except BrokenProcessPool as err:
         raise EnvironmentFailure(
             f"a worker process reading predictions stopped ({err}): the machine may be out of "
@@ -102,6 +110,35 @@ def read_score_arrays(
         ) from err
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+class _SharedArrays:
+    """The arrays that runs share in a worker (a task's example ids and targets: read-only,
+    own memory, see read_npz's ``shared``) made one read-only array again here, across
+    chunks and workers: pickling keeps them one object within a chunk but makes them
+    writable copies, which the checks downstream would hash run by run (their fast paths
+    know a shared array by identity). At most ``_KEPT`` arrays are held; past that, anew."""
+
+    _KEPT = 512
+
+    def __init__(self) -> None:
+        self._by_bytes: dict[tuple[str, tuple[int, ...], bytes], np.ndarray] = {}
+
+    def one(
+        self, array: np.ndarray, in_chunk: dict[int, tuple[np.ndarray, np.ndarray]]
+    ) -> np.ndarray:
+        seen = in_chunk.get(id(array))
+        if seen is not None:  # the same object again in this chunk (kept alive: id not reused)
+            return seen[1]
+        key = (array.dtype.str, array.shape, array.tobytes())
+        kept = self._by_bytes.get(key)
+        if kept is None:
+            if len(self._by_bytes) >= self._KEPT:
+                self._by_bytes.clear()
+            kept = self._by_bytes[key] = array if array.base is None else array.copy()
+            kept.setflags(write=False)
+        in_chunk[id(array)] = (array, kept)
+        return kept
 
 
 def _fork_context():  # type: ignore[no-untyped-def]
@@ -126,17 +163,24 @@ def _worker_started(parent: int) -> None:
         os._exit(1)
 
 
-def _read_chunk(jobs: list[tuple[str, str]]) -> list[Arrays | str]:
-    out: list[Arrays | str] = []
+def _read_chunk(jobs: list[tuple[str, str]]) -> list[tuple[Arrays, list[str]] | str]:
+    """Each job's arrays with the names of those the runs share (see :class:`_SharedArrays`),
+    or why its files could not be read."""
+    out: list[tuple[Arrays, list[str]] | str] = []
     for run_dir, kind in jobs:
         score_arrays = kind_analysis(kind).score_arrays
         if score_arrays is None:
             raise RuntimeError(f"kind {kind!r} has no score_arrays: it cannot be read here")
         try:
-            out.append(score_arrays(Path(run_dir)))
+            arrays = score_arrays(Path(run_dir))
+            out.append((arrays, [name for name, array in arrays.items() if _is_shared(array)]))
         except (*READ_ERRORS, BenchError) as err:
             out.append(read_error_text(err))
     return out
+
+
+def _is_shared(array: np.ndarray) -> bool:
+    return not array.flags.writeable and array.base is None and array.ndim > 0
 
 
 def read_error_text(err: Exception) -> str:
