@@ -85,6 +85,11 @@ def test_workers_give_the_scores_and_problems_of_the_loop(results: Path, cache: 
                 full = np.arange(want.n)[None, :]
                 assert np.array_equal(got.metrics[name].compute(full), scored.compute(full))
         assert pooled.run_problems[run.run_dir] == serial.run_problems[run.run_dir]
+    # the runs share their example ids: one read-only array across the workers' chunks, as
+    # the loop's reader gives them (the checks know a shared array by identity)
+    shared = {id(got.example_ids) for run in runs if (got := pooled.get(run)) is not None}
+    assert len(shared) == 1
+    assert not pooled.get(runs[0]).example_ids.flags.writeable
     if cache:  # what the workers read is stored in the score cache, as the loop stores it
         assert pooled.disk.save()
         again, _ = _loader(results, 2, True)
