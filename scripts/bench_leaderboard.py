@@ -11,6 +11,7 @@ readings and comparisons from the caches), and prints the time of each stage.
     python scripts/bench_leaderboard.py --no-predictions      # record-only leaderboard
     python scripts/bench_leaderboard.py --plots               # with the per-class plots
     python scripts/bench_leaderboard.py --no-cache            # both builds without the cache
+    python scripts/bench_leaderboard.py --workers 2           # predictions read by 2 processes
 
 ``--process`` times what a user waits for instead: the whole ``bench leaderboard`` process,
 imports included, over 8, 1k, 10k and 100k records (``--sizes``), cold (no cache, no
@@ -144,6 +145,8 @@ def process_table(args: argparse.Namespace) -> None:
     code = args.code.resolve()
     extra = [] if args.plots else ["--no-plots"]
     extra += ["--n-boot", str(args.n_boot)]
+    if args.workers is not None:  # else the command's default (older checkouts lack the flag)
+        extra += ["--workers", str(args.workers)]
     print(f"`bench leaderboard {' '.join(extra)}` process wall time, imports included; code: "
           f"{code}; {os.cpu_count()} CPUs, load average at start "
           f"{os.getloadavg()[0]:.1f}\n")
@@ -177,6 +180,9 @@ def main() -> None:
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--no-cache", action="store_true",
                         help="build without the score cache (as `bench leaderboard --no-cache`)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes reading predictions (default: in-process builds read "
+                        "them in this process, --process uses the command's default)")
     parser.add_argument("--process", action="store_true",
                         help="time whole `bench leaderboard` processes over --sizes records")
     parser.add_argument("--sizes", type=lambda text: [int(x) for x in text.split(",")],
@@ -218,7 +224,7 @@ def main() -> None:
     for label in ("cold", "warm"):
         t0 = time.perf_counter()
         board = leaderboard.build(results, n_boot=args.n_boot, plots=args.plots,
-                                  cache=not args.no_cache)  # fmt: skip
+                                  cache=not args.no_cache, workers=args.workers or 0)  # fmt: skip
         leaderboard.write(board, out)
         totals[label] = time.perf_counter() - t0
         print(f"{label}: {board.records_read} records, {len(board.settings)} settings, "
