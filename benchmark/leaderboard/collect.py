@@ -11,20 +11,25 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.layout import RunLayout
 from benchmark.leaderboard.cache import RecordCache
 from benchmark.leaderboard.model import DATA_ORDER, Problem, Row, Run, Setting
 from benchmark.pretraining import UNKNOWN_DATA
-from benchmark.run_record import RecordError, RunRecord, read_record
 from benchmark.score_cache import stat_identity
 from benchmark.stats import SeedSummary, seed_interval
+
+if TYPE_CHECKING:  # imported by the first record read (_read): pydantic, through run_record,
+    # is 0.1 s of a warm leaderboard's start-up, and a warm build reads no record
+    from benchmark.run_record import RecordError, RunRecord
 
 
 def _record_problem(run_dir: Path, record: RunRecord | RecordError) -> Problem | None:
     """Why a record cannot be shown as a result, or None when it can (the record validated
     as a :class:`RunRecord` and is a completed run)."""
+    from benchmark.run_record import RecordError
+
     if isinstance(record, RecordError):
         return Problem(record.what, run_dir, record.detail, record.task)
     if not record.completed:
@@ -98,6 +103,8 @@ def _read(
     """A run folder's record read: the run or problem, its reading (the record cache's entry)
     and whether the cache may keep it (not after an I/O error: it may pass without the file
     changing)."""
+    from benchmark.run_record import RecordError, RunRecord, read_record
+
     try:
         record: RunRecord | RecordError = read_record(folder)
     except RecordError as err:

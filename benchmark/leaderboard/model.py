@@ -9,14 +9,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchmark.pretraining import COMPARED_DATA as COMPARED_DATA  # pairs and compare use it
 from benchmark.pretraining import PRETRAINING_DATA
-from benchmark.run_record import RunRecord, read_record
 from benchmark.stats import DeltaResult, SeedSummary
+
+if TYPE_CHECKING:  # imported when a record is read: pydantic (through run_record) is 0.1 s
+    # of a warm leaderboard's start-up, and a warm build reads no record
+    from benchmark.run_record import RunRecord
 
 DATA_ORDER = {name: i for i, name in enumerate(PRETRAINING_DATA)}  # table order
 
@@ -59,6 +62,8 @@ class Run:
         """The full record: kept from collecting, or read on first use for a run that came
         from the record cache (only a comparison computed again needs it)."""
         if self.loaded is None:
+            from benchmark.run_record import read_record
+
             self.loaded = read_record(self.run_dir)
         return self.loaded
 
