@@ -38,6 +38,14 @@ def _record_problem(run_dir: Path, record: RunRecord | RecordError) -> Problem |
     return None
 
 
+def read_record(run_dir: str) -> RunRecord:
+    """:func:`benchmark.run_record.read_record`, imported by the first record read (see the
+    imports above)."""
+    from benchmark.run_record import read_record as read
+
+    return read(run_dir)
+
+
 # one encoder for every record: json.dumps builds a new JSONEncoder per call
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
@@ -103,7 +111,7 @@ def _read(
     """A run folder's record read: the run or problem, its reading (the record cache's entry)
     and whether the cache may keep it (not after an I/O error: it may pass without the file
     changing)."""
-    from benchmark.run_record import RecordError, RunRecord, read_record
+    from benchmark.run_record import RecordError, RunRecord
 
     try:
         record: RunRecord | RecordError = read_record(folder)
