@@ -55,12 +55,14 @@ class Run:
     metrics: dict[str, Any]
     primary_metric: str
     task_config: dict[str, Any]  # the record's config["task"] ({} when not a mapping)
-    loaded: RunRecord | None = None  # the full record, when it was read in this build
+    # the record, when it was read in this build (less its training history: see collect._read)
+    loaded: RunRecord | None = None
 
     @property
     def record(self) -> RunRecord:
-        """The full record: kept from collecting, or read on first use for a run that came
-        from the record cache (only a comparison computed again needs it)."""
+        """The record: kept from collecting (without its ``training``, which no leaderboard
+        step reads), or read on first use for a run that came from the record cache (only a
+        comparison computed again needs it)."""
         if self.loaded is None:
             from benchmark.run_record import read_record
 
