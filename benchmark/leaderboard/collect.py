@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmark.layout import RunLayout
 from benchmark.leaderboard.cache import RecordCache
-from benchmark.leaderboard.model import DATA_ORDER, Problem, Row, Run, Setting
+from benchmark.leaderboard.model import DATA_ORDER, Problem, Row, Run, Setting, kept_record
 from benchmark.pretraining import UNKNOWN_DATA
 from benchmark.score_cache import stat_identity
 from benchmark.stats import SeedSummary, seed_interval
@@ -132,12 +132,7 @@ def _read(
         return problem, {"problem": [problem.what, problem.message, problem.task]}, not io_error
     assert isinstance(record, module.RunRecord)
     reading = _reading(record, setting_ids)
-    # the record is kept for the comparisons (class names, config, metrics), which read no
-    # training history: a loss per step, 200 floats a run in the 10,000-run benchmark (thousands
-    # in a real run), kept for every run was 81 MiB of a cold build's peak memory (621 -> 540)
-    # and about 0.3 s of its CPU (6.9 -> 6.6 s, load 1.7)
-    record.training = None
-    return Run(run_dir, *reading, loaded=record), reading, True
+    return Run(run_dir, *reading, loaded=kept_record(record)), reading, True
 
 
 def _reading(record: RunRecord, setting_ids: dict[str, str]) -> list[Any]:
