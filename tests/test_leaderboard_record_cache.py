@@ -256,3 +256,24 @@ def test_a_record_with_a_surrogate_escaped_text_is_served_from_the_cache(
     reads.clear()
     assert _build(results, tmp_path / "b") == first
     assert reads == []  # every record from the cache
+
+
+def test_a_record_kept_for_the_comparisons_holds_no_training_history(tmp_path: Path) -> None:
+    """A run keeps its record for the comparisons (class names, metrics), not its loss per
+    step, which no leaderboard step reads and which was most of a cold build's memory for
+    records), whether it was read while collecting or later; the file is untouched."""
+    folder = _run(tmp_path / "results", "original_r18", "original", 0)
+    record = json.loads((folder / RECORD_FILE).read_text())
+    record["training"] = {"steps": 3, "epochs_completed": 1, "losses": [0.5, 0.4, 0.3]}
+    (folder / RECORD_FILE).write_text(json.dumps(record))
+    readings = RecordCache(tmp_path / "results", READING_FIELDS, PER_RUN_FIELDS)
+    (run,), problems, _ = collect(tmp_path / "results", readings)
+    assert problems == [] and run.loaded is not None and run.loaded.training is None
+    assert run.loaded.class_names == CLASSES and run.loaded.metrics == record["metrics"]
+    readings.save()
+    (cached,), _, _ = collect(tmp_path / "results", RecordCache(tmp_path / "results",
+                                                                READING_FIELDS, PER_RUN_FIELDS))
+    assert cached.loaded is None  # from the cache: read on first use, kept the same way
+    assert cached.record.training is None and cached.record.class_names == CLASSES
+    training = read_record(folder).training
+    assert training is not None and training.losses == [0.5, 0.4, 0.3]

@@ -149,3 +149,19 @@ def test_only_entries_that_hold_a_full_stat_give_one(tmp_path: Path) -> None:
     readings.keep("runs/e", [True, 2, 3, 4, "group"])
     readings.keep("runs/f", [])
     assert readings.record_stats() == {"runs/a": [1, 2, 3, 4]}
+
+
+def test_a_warm_bench_leaderboard_imports_no_pydantic(results: Path, tmp_path: Path) -> None:
+    """A warm rebuild takes every record from the record cache, so it validates none and needs
+    no pydantic (0.1 s of its start-up); a cold build, which reads the records, imports it."""
+    argv = ["leaderboard", "--results", str(results), "--out", str(tmp_path / "site"),
+            "--no-plots", "--n-boot", "200"]  # fmt: skip
+    code = ("import sys, benchmark.cli; rc = benchmark.cli.main({argv!r}); assert rc == 0; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic')[:1])")
+    seen = []
+    for _ in ("cold", "warm"):
+        proc = subprocess.run([sys.executable, "-c", code.format(argv=argv)],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        seen.append(proc.stdout.strip().splitlines()[-1])
+    assert seen == ["['pydantic']", "[]"]

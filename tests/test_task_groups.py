@@ -7,14 +7,17 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 from synthetic_records import logits_with_correct, write_classification_run
 
+import benchmark.task_groups as task_groups_module
 from benchmark import leaderboard
+from benchmark.errors import BenchError
 from benchmark.leaderboard.groups import summarise_groups
 from benchmark.leaderboard.render import render_html, render_markdown
 from benchmark.stats import seed_interval
 from benchmark.sweep import expand_tasks
-from benchmark.task_groups import task_groups
+from benchmark.task_groups import _schema, _validated, task_groups
 
 KORNBLITH = ["food101", "cifar10", "cifar100", "sun397", "stanford_cars", "fgvc_aircraft",
              "voc2007_cls", "dtd", "oxford_pets", "caltech101", "flowers102"]  # fmt: skip
@@ -72,3 +75,52 @@ def test_group_summary_over_a_backbone_pair(tmp_path: Path) -> None:
     assert "| 4 of 11 | -7.50 |" in markdown and "| 2 of 4 |" in markdown
     html = render_html(board, tmp_path / "out")
     assert 'id="group-summary"' in html
+
+
+GOOD_GROUPS = [
+    {"name": "g", "tasks": ["cifar10"]},
+    {"name": "g", "description": "from a paper", "tasks": ["cifar10", "dtd"]},
+]
+BAD_GROUPS = [
+    {"name": "g"},  # no tasks
+    {"name": "g", "tasks": []},
+    {"name": "g", "tasks": "cifar10"},
+    {"name": "g", "tasks": ["cifar10", 7]},
+    {"name": 3, "tasks": ["cifar10"]},
+    {"name": "g", "description": None, "tasks": ["cifar10"]},
+    {"name": "g", "tasks": ["cifar10"], "extra": 1},
+    {"tasks": ["cifar10"]},
+    ["not", "a", "mapping"],
+    None,
+]
+
+
+@pytest.mark.parametrize("raw", GOOD_GROUPS + BAD_GROUPS)
+def test_group_files_are_read_as_pydantic_reads_them(raw: object, tmp_path: Path) -> None:
+    """The plain check that spares a leaderboard pydantic accepts what the pydantic model
+    accepts, with the same values, and refuses the rest with pydantic's own message."""
+    from pydantic import ValidationError
+
+    path = tmp_path / "g.yaml"
+    try:
+        model = _schema().model_validate(raw)
+        expected: object = (model.name, model.description, model.tasks)
+    except ValidationError as err:
+        first = err.errors()[0]
+        expected = f"field '{'.'.join(str(p) for p in first['loc']) or '(top level)'}'"
+    try:
+        group = _validated(raw, path)
+        got: object = (group.name, group.description, group.tasks)
+    except BenchError as err:
+        assert str(err).startswith(f"{path}: ")
+        got = str(err)
+    if isinstance(expected, str):
+        assert isinstance(got, str) and expected in got and raw in BAD_GROUPS
+    else:
+        assert got == expected and raw in GOOD_GROUPS
+
+
+def test_a_broken_group_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "g.yaml").write_text("name: g\ntasks: []\n")
+    with pytest.raises(BenchError, match=r"g\.yaml: field 'tasks': List should have at least"):
+        task_groups_module._read(tmp_path)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmark.analysis.npz import read_npz
 from benchmark.layout import PREDICTIONS_FILE
-from benchmark.run_record import RunRecord
 from benchmark.scores import (
     ExampleScores,
     MadeExampleScores,
@@ -20,6 +20,10 @@ from benchmark.scores import (
     mean_per_class_accuracy_metric,
     per_class_accuracy_scores,
 )
+
+if TYPE_CHECKING:  # the type only: pydantic (through run_record) costs a warm leaderboard,
+    # which reads no record, 0.1 s of start-up
+    from benchmark.run_record import RunRecord
 
 
 def logit_metric_inputs(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

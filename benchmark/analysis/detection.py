@@ -20,7 +20,7 @@ does), so :func:`benchmark.detection.voc_eval.evaluate_voc` with its devkit defa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,8 +35,11 @@ from benchmark.detection.voc_eval import (
 from benchmark.errors import BenchError
 from benchmark.layout import PREDICTIONS_FILE, predictions_file
 from benchmark.metrics import json_number, register_metric
-from benchmark.run_record import RunRecord
 from benchmark.scores import ResampledMetric, RunScores, memoized, nanmean_rows
+
+if TYPE_CHECKING:  # the type only: pydantic (through run_record) costs a warm leaderboard,
+    # which reads no record, 0.1 s of start-up
+    from benchmark.run_record import RunRecord
 
 PREDICTIONS_FORMAT = "blurbench-detections-v1"
 

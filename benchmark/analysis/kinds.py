@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,8 +23,11 @@ from benchmark.analysis.classification import (
 )
 from benchmark.analysis.detection import detection_scores, detections_from_arrays
 from benchmark.analysis.multilabel import multilabel_scores
-from benchmark.run_record import RunRecord
 from benchmark.scores import RunScores
+
+if TYPE_CHECKING:  # the type only: pydantic (through run_record) costs a warm leaderboard,
+    # which reads no record, 0.1 s of start-up
+    from benchmark.run_record import RunRecord
 
 
 @dataclass(frozen=True)

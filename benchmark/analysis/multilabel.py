@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchmark.analysis.classification import load_logit_predictions, record_class_names
 from benchmark.metrics import json_number, mean_of_defined, register_metric
-from benchmark.run_record import RunRecord
 from benchmark.scores import (
     ExampleScores,
     ResampledMetric,
@@ -33,6 +32,10 @@ from benchmark.scores import (
     multiplicities,
     nanmean_rows,
 )
+
+if TYPE_CHECKING:  # the type only: pydantic (through run_record) costs a warm leaderboard,
+    # which reads no record, 0.1 s of start-up
+    from benchmark.run_record import RunRecord
 
 # --- metrics: predictions are logits [N, K], targets are 0/1 [N, K] ---
 

@@ -11,26 +11,49 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from benchmark.layout import RunLayout
 from benchmark.leaderboard.cache import RecordCache
-from benchmark.leaderboard.model import DATA_ORDER, Problem, Row, Run, Setting
+from benchmark.leaderboard.model import DATA_ORDER, Problem, Row, Run, Setting, kept_record
 from benchmark.pretraining import UNKNOWN_DATA
-from benchmark.run_record import RecordError, RunRecord, read_record
 from benchmark.score_cache import stat_identity
 from benchmark.stats import SeedSummary, seed_interval
+
+if TYPE_CHECKING:  # imported by the first record read (_read): pydantic, through run_record,
+    # is 0.1 s of a warm leaderboard's start-up, and a warm build reads no record
+    from benchmark.run_record import RecordError, RunRecord
 
 
 def _record_problem(run_dir: Path, record: RunRecord | RecordError) -> Problem | None:
     """Why a record cannot be shown as a result, or None when it can (the record validated
     as a :class:`RunRecord` and is a completed run)."""
-    if isinstance(record, RecordError):
+    if isinstance(record, _run_record().RecordError):
         return Problem(record.what, run_dir, record.detail, record.task)
     if not record.completed:
         return Problem("failed run", run_dir, str(record.error or "no error message"),
                        record.task)
     return None
+
+
+_RUN_RECORD: list[ModuleType] = []  # benchmark.run_record, once the first record is read
+
+
+def _run_record() -> ModuleType:
+    """:mod:`benchmark.run_record`, imported by the first record read (see the imports above);
+    kept here, as the two import statements per record it replaces cost 2 us (20 ms of a
+    10,000-run cold build)."""
+    if not _RUN_RECORD:
+        import benchmark.run_record
+
+        _RUN_RECORD.append(benchmark.run_record)
+    return _RUN_RECORD[0]
+
+
+def read_record(run_dir: str) -> RunRecord:
+    """:func:`benchmark.run_record.read_record` (through :func:`_run_record`)."""
+    return _run_record().read_record(run_dir)
 
 
 # one encoder for every record: json.dumps builds a new JSONEncoder per call
@@ -98,17 +121,18 @@ def _read(
     """A run folder's record read: the run or problem, its reading (the record cache's entry)
     and whether the cache may keep it (not after an I/O error: it may pass without the file
     changing)."""
+    module = _run_record()
     try:
         record: RunRecord | RecordError = read_record(folder)
-    except RecordError as err:
+    except module.RecordError as err:
         record = err
     problem = _record_problem(run_dir, record)
     if problem is not None:
-        io_error = isinstance(record, RecordError) and record.io_error
+        io_error = isinstance(record, module.RecordError) and record.io_error
         return problem, {"problem": [problem.what, problem.message, problem.task]}, not io_error
-    assert isinstance(record, RunRecord)
+    assert isinstance(record, module.RunRecord)
     reading = _reading(record, setting_ids)
-    return Run(run_dir, *reading, loaded=record), reading, True
+    return Run(run_dir, *reading, loaded=kept_record(record)), reading, True
 
 
 def _reading(record: RunRecord, setting_ids: dict[str, str]) -> list[Any]:

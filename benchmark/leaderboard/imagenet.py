@@ -28,7 +28,6 @@ from benchmark.layout import predictions_file
 from benchmark.leaderboard.formats import level_text, pts, signed
 from benchmark.leaderboard.model import Comparison, Problem, Row, Run, Setting
 from benchmark.leaderboard.names import metric_name
-from benchmark.run_record import read_record
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,8 @@ class ImageNetComparison:
 
 
 def _load(run_dir: Path) -> tuple[Any, dict[str, np.ndarray]]:
+    from benchmark.run_record import read_record  # pydantic: only when a record is read
+
     record = read_record(Path(run_dir))
     if record.protocol != "eval" or not record.completed:
         raise BenchError(f"{run_dir}: not a completed evaluation run (protocol eval).")
