@@ -97,7 +97,9 @@ def leaderboard(
 
     ``options`` go to :func:`benchmark.leaderboard.build`: ``pairs``, ``n_boot``,
     ``confidence``, ``rng_seed``, ``plots``, ``cache``, ``supercategories`` (a JSON file
-    category -> supercategory, for the ImageNet per-category section).
+    category -> supercategory, for the ImageNet per-category section), ``workers`` (processes
+    that read predictions files; default 0, in this process: forking is for the CLI, see
+    :mod:`benchmark.leaderboard.workers`).
     """
     from benchmark import leaderboard as board_module
 

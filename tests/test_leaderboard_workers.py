@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import bench
+from helpers import bench, bench_subprocess
 from synthetic_records import logits_with_correct, write_classification_run
 
 from benchmark.analysis import kinds
@@ -28,6 +28,7 @@ from benchmark.leaderboard.compare import RunScoreLoader
 from benchmark.score_cache import ScoreArrayCache
 
 build_module = importlib.import_module("benchmark.leaderboard.build")
+MIN_RUNS = workers.MIN_RUNS  # the command's own, in a fresh process
 CLASSES = [f"c{i}" for i in range(5)]
 N = 60
 TARGET = np.repeat(np.arange(5), N // 5)
@@ -35,8 +36,13 @@ TARGET = np.repeat(np.arange(5), N // 5)
 
 @pytest.fixture(autouse=True)
 def pool_for_few_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tests' folders hold a few dozen runs: below MIN_RUNS the pool would not start."""
+    """The tests' folders hold a few dozen runs: below MIN_RUNS the pool would not start; and
+    pytest's process keeps threads of other tests (tqdm's monitor, test HTTP servers), idle
+    and unrelated to reading predictions, which a `bench leaderboard` process does not have.
+    The real command, in a fresh process, is tested by
+    test_the_command_reads_with_workers_and_writes_the_same_pages."""
     monkeypatch.setattr(workers, "MIN_RUNS", 1)
+    monkeypatch.setattr(workers, "_other_python_threads", lambda: False)
 
 
 @pytest.fixture
@@ -62,7 +68,7 @@ def results(tmp_path: Path) -> Path:
 def _loader(results: Path, n_workers: int, cache: bool) -> tuple[RunScoreLoader, list]:
     runs, problems, _ = collect(results, None)
     loader = RunScoreLoader(problems, ScoreArrayCache(results) if cache else None)
-    loader.prefetch(runs, n_workers)
+    assert loader.prefetch(runs, n_workers) == n_workers  # read by that many workers, or here
     return loader, runs
 
 
@@ -183,7 +189,11 @@ def test_an_interrupted_build_leaves_no_worker_behind(results: Path) -> None:
 def test_a_worker_killed_is_an_environment_failure(
     results: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    parent = os.getpid()
+
     def killed(run_dir: Path) -> dict[str, np.ndarray]:
+        if os.getpid() == parent:  # read in this process after all: fail, do not kill pytest
+            raise AssertionError("the predictions were not read by workers")
         os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
         raise AssertionError("unreachable")
 
@@ -193,15 +203,56 @@ def test_a_worker_killed_is_an_environment_failure(
     assert not multiprocessing.active_children()
 
 
-def test_no_fork_while_another_thread_runs(results: Path) -> None:
+def test_no_fork_while_another_thread_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()  # the real check, and MIN_RUNS
     stop = threading.Event()
     thread = threading.Thread(target=stop.wait)
     thread.start()
     try:
+        assert workers._other_python_threads()
         assert not workers.workers_usable(2, 1000)
     finally:
         stop.set()
         thread.join()
-    assert workers.workers_usable(2, 1000)
+    monkeypatch.setattr(workers, "_other_python_threads", lambda: False)
+    assert workers.workers_usable(2, workers.MIN_RUNS)
     assert not workers.workers_usable(0, 1000)
-    assert not workers.workers_usable(2, 0)
+    assert not workers.workers_usable(2, workers.MIN_RUNS - 1)
+
+
+def test_the_command_reads_with_workers_and_writes_the_same_pages(tmp_path: Path) -> None:
+    """`bench leaderboard` as a user runs it, in a fresh process, over MIN_RUNS runs (one of
+    them unreadable): read by two workers (its timing line says so), the pages are those of
+    --workers 0, problem row included."""
+    results = tmp_path / "results"
+    rng = np.random.default_rng(0)
+    target = np.repeat(np.arange(5), 4)
+    for seed in range(MIN_RUNS // 2):
+        for name, data in (("original_r18", "original"), ("blurred_r18", "blurred")):
+            logits = logits_with_correct(target, rng.random(len(target)) < 0.7, 5, rng)
+            run = write_classification_run(
+                results, name, "resnet18", data, seed, logits, target, CLASSES
+            )
+    (run / "predictions.npz").write_bytes(b"")
+    pages = []
+    for n_workers, says in (("2", "read predictions (2 workers)"), ("0", "read predictions ")):
+        out = tmp_path / f"site-{n_workers}"
+        done = bench_subprocess(
+            "leaderboard",
+            "--results",
+            results,
+            "--out",
+            out,
+            "--n-boot",
+            "200",
+            "--no-plots",
+            "--no-cache",
+            "--workers",
+            n_workers,
+        )
+        assert done.returncode == 0, done.stderr
+        assert says in done.stdout and "problem(s) listed" in done.stdout
+        markdown = re.sub(r"Generated \S+ from", "", (out / "leaderboard.md").read_text())
+        pages.append((markdown, (out / "leaderboard.csv").read_bytes()))
+    assert pages[0] == pages[1]
+    assert "unreadable predictions" in pages[0][0]

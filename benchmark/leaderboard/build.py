@@ -133,8 +133,10 @@ def build(
     t0 = time.perf_counter()
     disk = ScoreArrayCache(results) if cache else None
     scores = RunScoreLoader(problems, disk)
-    scores.prefetch([run for _, _, _, a, b, _ in todo for run in (*a.runs, *b.runs)], workers)
-    timings["read predictions"] = time.perf_counter() - t0
+    used = scores.prefetch([run for _, _, _, a, b, _ in todo for run in (*a.runs, *b.runs)],
+                           workers)  # fmt: skip
+    timings[f"read predictions ({used} workers)" if used else "read predictions"] = \
+        time.perf_counter() - t0  # fmt: skip
     if disk is not None and todo:  # all comparisons cached: the score cache was not opened
         t0 = time.perf_counter()
         if disk.save():

@@ -103,20 +103,21 @@ class RunScoreLoader:
             self.run_problems[run.run_dir] = self.problems[before:]
         return self._scores[run.run_dir]
 
-    def prefetch(self, runs: Sequence[Run], workers: int = 0) -> None:
+    def prefetch(self, runs: Sequence[Run], workers: int = 0) -> int:
         """Load every run's predictions up front (timed apart from the bootstraps). Reading a
         file is mostly Python work that holds the GIL: threads measured three times slower
         than this loop with np.load, and with the struct/zlib reader two threads still took
         3.8-5.2 s wall for 10,000 files against 1.9-2.9 s for the loop. ``workers`` > 0:
         the files that the score cache does not serve are read by that many worker processes
         (:mod:`benchmark.leaderboard.workers`), and everything else is done here in the same
-        order, so the scores, caches and problems are those of the loop."""
+        order, so the scores, caches and problems are those of the loop. Returns how many
+        workers read files (0: none, all in this process)."""
         pending = list({run.run_dir: run for run in runs if run.run_dir not in self._scores}
                        .values())  # fmt: skip
         if not workers_usable(workers, len(pending)):
             for run in pending:
                 self.get(run)
-            return
+            return 0
         looked_up: dict[Path, tuple[Arrays | None, StatKey | None]] = {}
         jobs: list[tuple[Path, str]] = []
         for run in pending:  # the cache's keys are taken before the workers read the files
@@ -134,6 +135,7 @@ class RunScoreLoader:
         finally:
             self._from_workers.close()
             self._from_workers = None
+        return workers if jobs else 0
 
     def _load(
         self, run: Run, looked_up: tuple[Arrays | None, StatKey | None] | None = None

@@ -66,7 +66,11 @@ def default_workers() -> int:
 def workers_usable(workers: int, runs: int) -> bool:
     """Whether ``runs`` files are read by ``workers`` processes (see the module docstring)."""
     return (workers > 0 and runs >= MIN_RUNS and sys.platform.startswith("linux")
-            and threading.active_count() == 1)  # fmt: skip
+            and not _other_python_threads())  # fmt: skip
+
+
+def _other_python_threads() -> bool:
+    return threading.active_count() > 1
 
 
 def read_score_arrays(
