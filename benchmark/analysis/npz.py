@@ -234,16 +234,11 @@ def _read_file(path: str | os.PathLike[str]) -> bytes:
         except IsADirectoryError:  # open() refuses a folder, and names it: so do we
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR),
                                     os.fspath(path)) from None
-        if len(data) == _FIRST_READ:
-            rest = os.fstat(fd).st_size - _FIRST_READ
-            chunks = [data]
-            while True:
-                chunk = os.read(fd, max(rest, 0) + 1)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                rest -= len(chunk)
-            data = b"".join(chunks)
+        if len(data) == _FIRST_READ:  # a larger file: read again whole by io's reader,
+            # which sizes one buffer by fstat (joining chunks held the file twice at its peak)
+            os.lseek(fd, 0, os.SEEK_SET)
+            with open(fd, "rb", closefd=False) as fh:
+                data = fh.read()
         return data
     finally:
         os.close(fd)
