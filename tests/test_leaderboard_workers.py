@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import errno
 import importlib
 import multiprocessing
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -65,10 +69,13 @@ def results(tmp_path: Path) -> Path:
     return results
 
 
-def _loader(results: Path, n_workers: int, cache: bool) -> tuple[RunScoreLoader, list]:
+def _loader(
+    results: Path, n_workers: int, cache: bool, used: int | None = None
+) -> tuple[RunScoreLoader, list]:
     runs, problems, _ = collect(results, None)
     loader = RunScoreLoader(problems, ScoreArrayCache(results) if cache else None)
-    assert loader.prefetch(runs, n_workers) == n_workers  # read by that many workers, or here
+    # read by that many workers (or here: 0)
+    assert loader.prefetch(runs, n_workers) == (n_workers if used is None else used)
     return loader, runs
 
 
@@ -102,8 +109,10 @@ def test_workers_give_the_scores_and_problems_of_the_loop(results: Path, cache: 
     assert not next(a for a in ids if id(a) == common).flags.writeable
     if cache:  # what the workers read is stored in the score cache, as the loop stores it
         assert pooled.disk.save()
-        again, _ = _loader(results, 2, True)
-        assert again.disk.hits == len(runs) - 3  # all but the three unreadable runs
+        # all but the three unreadable runs from the cache: those three files are one
+        # chunk, read by one worker
+        again, _ = _loader(results, 2, True, used=1)
+        assert again.disk.hits == len(runs) - 3
 
 
 def _pages(results: Path, out: Path, *extra: str) -> tuple[str, bytes]:
@@ -256,3 +265,83 @@ def test_the_command_reads_with_workers_and_writes_the_same_pages(tmp_path: Path
         pages.append((markdown, (out / "leaderboard.csv").read_bytes()))
     assert pages[0] == pages[1]
     assert "unreadable predictions" in pages[0][0]
+
+
+def test_a_pool_that_cannot_fork_is_an_environment_failure(
+    results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fork() refused (EAGAIN: a pids cgroup limit, ulimit -u): one line, exit 1 in the CLI;
+    not a problem row for the run being read, nor a StopIteration for the next one."""
+
+    def no_fork() -> int:
+        raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    with pytest.raises(EnvironmentFailure, match="--workers 0"):
+        build_module.build(results, n_boot=200, plots=False, cache=False, workers=2)
+
+
+def test_a_pool_that_starts_half_way_does_not_hang_the_exit(tmp_path: Path, results: Path) -> None:
+    """The second worker's fork refused: the first worker is killed, the command exits 1 with
+    one line (multiprocessing's exit would otherwise wait for that worker for good)."""
+    script = tmp_path / "fork2.py"
+    script.write_text(
+        "import errno, os, sys\n"
+        "from benchmark.leaderboard import workers\n"
+        "workers.MIN_RUNS = 1\n"
+        "real, calls = os.fork, []\n"
+        "def fork():\n"
+        "    calls.append(1)\n"
+        "    if len(calls) == 2:\n"
+        "        raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))\n"
+        "    return real()\n"
+        "os.fork = fork\n"
+        "from benchmark.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "leaderboard", "--results", str(results), "--out",
+         str(tmp_path / "out"), "--no-plots", "--no-cache", "--workers", "2"],
+        start_new_session=True, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail("still running 30 s later")
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.returncode == 1, err
+    assert len(err.strip().splitlines()) == 1 and "--workers 0" in err
+
+
+def test_ctrl_c_stops_a_build_whose_worker_is_blocked(results: Path) -> None:
+    """A worker blocked in a read (a FIFO here; a hung network mount in life) ignores SIGINT:
+    the command kills its workers and exits 130, as it does reading in its own process."""
+    runs = sorted(p.parent for p in (results / "runs").glob("*/*/*/*/record.json"))
+    (runs[5] / "predictions.npz").unlink()
+    os.mkfifo(runs[5] / "predictions.npz")
+    code = (
+        "import sys; from benchmark.leaderboard import workers; workers.MIN_RUNS = 1; "
+        "from benchmark.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    ended = {}
+    for n in ("0", "2"):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, "leaderboard", "--results", str(results), "--out",
+             str(results.parent / f"out{n}"), "--no-plots", "--no-cache", "--workers", n],
+            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        time.sleep(2)  # blocked on the FIFO by now
+        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the whole group
+        try:
+            proc.wait(timeout=15)
+            ended[n] = proc.returncode
+        except subprocess.TimeoutExpired:
+            ended[n] = "still running 15 s after Ctrl-C"
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if n == "2":  # every worker is gone with it (same session, new group)
+            left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True)
+            assert left.stdout == b""
+    assert ended == {"0": 130, "2": 130}

@@ -46,6 +46,7 @@ from benchmark.leaderboard.model import (
 )
 from benchmark.leaderboard.workers import (
     ReadFailure,
+    pool_size,
     read_error_text,
     read_score_arrays,
     workers_usable,
@@ -126,16 +127,20 @@ class RunScoreLoader:
                 looked_up[run.run_dir] = got
                 if got[0] is None:
                     jobs.append((run.run_dir, run.kind))
-        self._from_workers = _WorkerArrays(read_score_arrays(jobs, workers))
+        # decided by the files to read, not the runs: a rebuild with a few changed runs reads
+        # them here (the cache serves the rest) rather than forking a pool for them
+        used = pool_size(len(jobs), workers) if workers_usable(workers, len(jobs)) else 0
+        self._from_workers = _WorkerArrays(read_score_arrays(jobs, workers)) if used else None
         try:
             for run in pending:
                 before = len(self.problems)
                 self._scores[run.run_dir] = self._load(run, looked_up.get(run.run_dir))
                 self.run_problems[run.run_dir] = self.problems[before:]
         finally:
-            self._from_workers.close()
-            self._from_workers = None
-        return workers if jobs else 0
+            if self._from_workers is not None:
+                self._from_workers.close()
+                self._from_workers = None
+        return used
 
     def _load(
         self, run: Run, looked_up: tuple[Arrays | None, StatKey | None] | None = None
@@ -238,7 +243,10 @@ class _WorkerArrays:
 
     def get(self, run_dir: Path) -> Arrays:
         while run_dir not in self._waiting:
-            folder, got = next(self._stream)
+            try:
+                folder, got = next(self._stream)
+            except StopIteration:  # cannot happen while every job is asked for: a bug
+                raise RuntimeError(f"the workers gave no arrays for {run_dir}") from None
             self._waiting[folder] = got
         got = self._waiting.pop(run_dir)
         if isinstance(got, ReadFailure):

@@ -31,6 +31,7 @@ import sys
 import threading
 from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,36 +74,56 @@ def _other_python_threads() -> bool:
     return threading.active_count() > 1
 
 
+def _chunk_size(jobs: int, workers: int) -> int:
+    return max(16, min(256, math.ceil(jobs / (workers * 8))))  # ~8 chunks a worker
+
+
+def pool_size(jobs: int, workers: int) -> int:
+    """How many processes :func:`read_score_arrays` starts for ``jobs`` files: no more than
+    it has chunks of files to hand out."""
+    return min(workers, math.ceil(jobs / _chunk_size(jobs, workers))) if jobs else 0
+
+
 def read_score_arrays(
     jobs: Sequence[tuple[Path, str]], workers: int
 ) -> Generator[tuple[Path, Arrays | ReadFailure], None, None]:
     """``(run folder, arrays)`` for each ``(run folder, kind)`` job, in the jobs' order, read
-    by ``workers`` processes (started at the first ``next``); for a run whose files cannot be
-    read, the :class:`ReadFailure` to raise in its place (yielded, not raised: the runs after
-    it are still to be served).
+    by :func:`pool_size` processes (started at the first ``next``); for a run whose files
+    cannot be read, the :class:`ReadFailure` to raise in its place (yielded, not raised: the
+    runs after it are still to be served). A pool that cannot start (no processes or file
+    descriptors left) or loses a worker raises :class:`EnvironmentFailure`.
 
-    Stopping early (an exception in the caller, Ctrl-C) cancels the chunks not started and
-    waits for the running ones, a few milliseconds each: nothing is left behind."""
+    Stopping early (an exception in the caller, Ctrl-C, ``close()``) kills the workers: one
+    may be blocked in a read that never ends (a stalled network mount), and they ignore
+    Ctrl-C. Either way no worker outlives the generator."""
     if not jobs:
         return
     # imported here: a warm build, which reads no predictions, does not load multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    size = max(16, min(256, math.ceil(len(jobs) / (workers * 8))))  # ~8 chunks a worker
+    size = _chunk_size(len(jobs), workers)
     starts = range(0, len(jobs), size)
     chunks = [[(os.fspath(d), kind) for d, kind in jobs[i : i + size]] for i in starts]
     executor = ProcessPoolExecutor(
-        max_workers=min(workers, len(chunks)),
+        max_workers=pool_size(len(jobs), workers),
         mp_context=_fork_context(),
         initializer=_worker_started,
         initargs=(os.getpid(),),
     )
+    finished = False
     try:
+        # Ctrl-C held back while the workers are forked (the first submit forks them all):
+        # a worker interrupted before its initializer ignores SIGINT would print a traceback
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            results = executor.map(_read_chunk, chunks)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         shared = _SharedArrays()
-        for start, results in zip(starts, executor.map(_read_chunk, chunks), strict=True):
+        for start, chunk_results in zip(starts, results, strict=True):
             in_chunk: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-            for (run_dir, _), got in zip(jobs[start : start + size], results, strict=True):
+            for (run_dir, _), got in zip(jobs[start : start + size], chunk_results, strict=True):
                 if isinstance(got, str):
                     yield run_dir, ReadFailure(got)
                     continue
@@ -110,13 +131,33 @@ def read_score_arrays(
                 for name in names:
                     arrays[name] = shared.one(arrays[name], in_chunk)
                 yield run_dir, arrays
+        finished = True
     except BrokenProcessPool as err:
         raise EnvironmentFailure(
             f"a worker process reading predictions stopped ({err}): the machine may be out of "
             f"memory; run again with --workers 0 to read them in this process"
         ) from err
+    except OSError as err:  # fork, pipes: the pool itself (a file's errors come as strings)
+        raise EnvironmentFailure(
+            f"could not run worker processes to read predictions ({type(err).__name__}: "
+            f"{err}); run again with --workers 0 to read them in this process"
+        ) from err
     finally:
+        if not finished:
+            _kill_workers(executor)
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _kill_workers(executor: Any) -> None:
+    """SIGKILL and reap the executor's processes. Python 3.14 has
+    ``ProcessPoolExecutor.kill_workers``; 3.11 keeps them in ``_processes`` only (None once
+    shut down), which is read here for want of a public way."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    for process in processes:
+        process.join()
 
 
 class _SharedArrays:
@@ -159,12 +200,13 @@ def _worker_started(parent: int) -> None:
     whole process group; the parent stops the pool), and the worker dies with its parent (a
     parent killed outright would otherwise leave workers waiting on their queue for good)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while forking
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # no prctl: the queue's end still stops idle workers
+    except (OSError, AttributeError):  # no prctl: a worker outlives a parent killed outright
         pass
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
