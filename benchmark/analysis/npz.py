@@ -96,7 +96,9 @@ class _NotFast(Exception):
 # members up to this size are memoised (a task's ids and targets: the same bytes in every run's
 # file); larger ones, a large test set's logits, would hold hundreds of MB in the memo
 _MEMO_BYTES = 1 << 16
-_MEMO_ENTRIES = 256  # at most 16 MiB of members, and as much again in their arrays
+# at most 16 MiB of members, as much again in their arrays, and their stored (compressed)
+# bytes, about as many as the members' at most (deflate barely grows incompressible data)
+_MEMO_ENTRIES = 256
 # (method, crc, compressed size, size) -> [stored bytes, member bytes, its array or None]: a
 # member is memoised the second time its key is seen, so a run's own logits (up to 64 KiB,
 # seen once) are neither hashed nor kept: an lru_cache keyed by the stored bytes hashed each
