@@ -111,7 +111,7 @@ def read_score_arrays(
         initializer=_worker_started,
         initargs=(os.getpid(),),
     )
-    finished = False
+    idle = False  # every chunk's results received: no worker is reading any more
     try:
         # Ctrl-C held back while the workers are forked (the first submit forks them all):
         # a worker interrupted before its initializer ignores SIGINT would print a traceback
@@ -122,6 +122,7 @@ def read_score_arrays(
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         shared = _SharedArrays()
         for start, chunk_results in zip(starts, results, strict=True):
+            idle = start == starts[-1]
             in_chunk: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             for (run_dir, _), got in zip(jobs[start : start + size], chunk_results, strict=True):
                 if isinstance(got, str):
@@ -131,7 +132,6 @@ def read_score_arrays(
                 for name in names:
                     arrays[name] = shared.one(arrays[name], in_chunk)
                 yield run_dir, arrays
-        finished = True
     except BrokenProcessPool as err:
         raise EnvironmentFailure(
             f"a worker process reading predictions stopped ({err}): the machine may be out of "
@@ -143,7 +143,7 @@ def read_score_arrays(
             f"{err}); run again with --workers 0 to read them in this process"
         ) from err
     finally:
-        if not finished:
+        if not idle:
             _kill_workers(executor)
         executor.shutdown(wait=True, cancel_futures=True)
 
