@@ -345,3 +345,50 @@ def test_ctrl_c_stops_a_build_whose_worker_is_blocked(results: Path) -> None:
             left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True)
             assert left.stdout == b""
     assert ended == {"0": 130, "2": 130}
+
+
+def test_ctrl_c_with_chunks_still_queued_prints_nothing_and_exits(tmp_path: Path) -> None:
+    """Interrupted while many chunks wait in the pool's queue (long run paths, so the queue's
+    pipe is full): the read stops at once, no pool thread prints a traceback, and the process
+    exits (an executor.map whose futures were cancelled made the pool's thread fail on 3.11.7
+    and could leave the exit waiting on its queue)."""
+    script = tmp_path / "interrupted.py"
+    script.write_text(
+        "import dataclasses, signal, time\n"
+        "from pathlib import Path\n"
+        "import numpy as np\n"
+        "from benchmark.analysis import kinds\n"
+        "from benchmark.leaderboard import workers\n"
+        "def slow(run_dir):\n"
+        "    time.sleep(0.005)\n"
+        "    return {'x': np.zeros(3)}\n"
+        "spec = kinds.ANALYSES['classification']\n"
+        "kinds.ANALYSES['classification'] = dataclasses.replace(spec, score_arrays=slow)\n"
+        "jobs = [(Path('/nowhere/' + 'd' * 150 + f'/{i}'), 'classification')\n"
+        "        for i in range(10000)]\n"
+        "def interrupt(*_):\n"
+        "    raise KeyboardInterrupt\n"
+        "signal.signal(signal.SIGALRM, interrupt)\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0.5)\n"
+        "read = 0\n"
+        "try:\n"
+        "    for _ in workers.read_score_arrays(jobs, 2):\n"
+        "        read += 1\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted after', read)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0 and "interrupted after" in done.stdout, done.stderr
+    assert int(done.stdout.split()[-1]) < 10000
+    assert done.stderr == ""
+
+
+def test_shared_arrays_of_other_structured_dtypes_stay_apart() -> None:
+    """Equal bytes under two 8-byte structured dtypes (both "|V8" as dtype.str) are two arrays."""
+    a = np.zeros(2, dtype=[("id", "<i4"), ("y", "<i4")])
+    b = np.zeros(2, dtype=[("seed", "<i8")])
+    shared = workers._SharedArrays()
+    got_a, got_b = shared.one(a, {}), shared.one(b, {})
+    assert got_a.dtype == a.dtype and got_b.dtype == b.dtype
+    assert shared.one(a.copy(), {}) is got_a  # the same bytes and dtype: one array

@@ -93,9 +93,10 @@ def read_score_arrays(
     runs after it are still to be served). A pool that cannot start (no processes or file
     descriptors left) or loses a worker raises :class:`EnvironmentFailure`.
 
-    Stopping early (an exception in the caller, Ctrl-C, ``close()``) kills the workers: one
-    may be blocked in a read that never ends (a stalled network mount), and they ignore
-    Ctrl-C. Either way no worker outlives the generator."""
+    Stopping before the last chunk's results are in (an exception in the caller, Ctrl-C,
+    ``close()``) kills the workers: one may be blocked in a read that never ends (a stalled
+    network mount), and they ignore Ctrl-C; after that, the idle workers are shut down. Either
+    way no worker outlives the generator."""
     if not jobs:
         return
     # imported here: a warm build, which reads no predictions, does not load multiprocessing
@@ -117,11 +118,16 @@ def read_score_arrays(
         # a worker interrupted before its initializer ignores SIGINT would print a traceback
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            results = executor.map(_read_chunk, chunks)
+            # submitted one by one, not by executor.map: map's iterator cancels the pending
+            # futures when it is interrupted, and the pool's thread, seeing the workers killed
+            # below, then fails setting an exception on a cancelled future (InvalidStateError,
+            # fixed after 3.11.7: gh-107219) and can leave the exit waiting on its queue
+            futures = [executor.submit(_read_chunk, chunk) for chunk in chunks]
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         shared = _SharedArrays()
-        for start, chunk_results in zip(starts, results, strict=True):
+        for start, future in zip(starts, futures, strict=True):
+            chunk_results = future.result()
             idle = start == starts[-1]
             in_chunk: dict[int, tuple[np.ndarray, np.ndarray]] = {}
             for (run_dir, _), got in zip(jobs[start : start + size], chunk_results, strict=True):
@@ -170,7 +176,8 @@ class _SharedArrays:
     _KEPT = 512
 
     def __init__(self) -> None:
-        self._by_bytes: dict[tuple[str, tuple[int, ...], bytes], np.ndarray] = {}
+        # keyed by the dtype itself: its .str is "|V8" for every 8-byte structured dtype
+        self._by_bytes: dict[tuple[np.dtype, tuple[int, ...], bytes], np.ndarray] = {}
 
     def one(
         self, array: np.ndarray, in_chunk: dict[int, tuple[np.ndarray, np.ndarray]]
@@ -178,7 +185,7 @@ class _SharedArrays:
         seen = in_chunk.get(id(array))
         if seen is not None:  # the same object again in this chunk (kept alive: id not reused)
             return seen[1]
-        key = (array.dtype.str, array.shape, array.tobytes())
+        key = (array.dtype, array.shape, array.tobytes())
         kept = self._by_bytes.get(key)
         if kept is None:
             if len(self._by_bytes) >= self._KEPT:
