@@ -299,3 +299,31 @@ def test_mean_per_class_accuracy_both_routes_equal_scikit_learns_balanced_accura
     want = [balanced_accuracy_score(target[row], predicted[row]) for row in idx]
     np.testing.assert_allclose(by_bincount, want, rtol=0, atol=1e-12)
     assert by_product.tolist() == by_bincount.tolist()
+
+
+def test_per_class_accuracy_made_on_use_equals_scikit_learns_recall_per_class() -> None:
+    """The leaderboard's per-class accuracy of a run (built from its score arrays, its [N, C]
+    scores made when a comparison uses them) on resampled test sets: scikit-learn's
+    recall_score per class of the resampled labels and predictions, NaN for a class the
+    resample lacks."""
+    from sklearn.metrics import recall_score
+
+    from benchmark.analysis.classification import classification_scores_from_arrays
+    from benchmark.scores import MadeExampleScores
+
+    logits, target, _ = _classification(n=120, c=7, seed=5)
+    target[target == 6] = 5
+    target[0] = 6  # one example of class 6: missing from about a third of the resamples
+    predicted = logits.argmax(1)
+    arrays = {"example_id": np.arange(len(target)), "target": target.astype(np.int64),
+              "correct": predicted == target, "num_classes": np.asarray(7, np.int64)}  # fmt: skip
+    record = type("Record", (), {"class_names": list("abcdefg"), "metrics": {}})()
+    scored = classification_scores_from_arrays(arrays, record).metrics["per_class_accuracy"]
+    assert isinstance(scored, MadeExampleScores)
+    (idx,) = list(bootstrap_indices(len(target), 30, rng_seed=3))
+    got = scored.compute(idx)
+    for row, values in zip(idx, got, strict=True):
+        want = recall_score(target[row], predicted[row], labels=list(range(7)), average=None,
+                            zero_division=np.nan)  # fmt: skip
+        np.testing.assert_allclose(values, want, rtol=0, atol=1e-12)
+    assert np.isnan(got[:, 6]).any() and not np.isnan(got[:, 6]).all()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from benchmark.analysis.npz import read_npz
+from benchmark.analysis.npz import is_shared, read_npz
 from benchmark.layout import PREDICTIONS_FILE
 from benchmark.scores import (
     ExampleScores,
@@ -53,12 +53,10 @@ def _int64_target(saved: np.ndarray) -> np.ndarray:
     if entry is not None and entry[0] is saved:
         return entry[1]
     target = saved.astype(np.int64)
-    if saved.flags.writeable or saved.base is not None:
-        return target  # not a shared array: it may change, so nothing is kept by its identity
+    if not is_shared(saved):
+        return target  # it may change, so nothing is kept by its identity
     target.setflags(write=False)
-    if len(_TARGETS) >= _TARGETS_KEPT:
-        _TARGETS.clear()
-    _TARGETS[id(saved)] = _TARGETS[id(target)] = [saved, target, None, {}]
+    _keep(saved, target)
     return target
 
 
@@ -68,12 +66,17 @@ def _registered_target(target: np.ndarray) -> np.ndarray:
     over as one read-only array each), so the lookups below serve them too."""
     entry = _TARGETS.get(id(target))
     known = entry is not None and entry[1] is target
-    if not known and target.dtype == np.int64 and not target.flags.writeable \
-            and target.base is None:  # fmt: skip
-        if len(_TARGETS) >= _TARGETS_KEPT:
-            _TARGETS.clear()
-        _TARGETS[id(target)] = [target, target, None, {}]
+    if not known and target.dtype == np.int64 and is_shared(target):
+        _keep(target, target)
     return target
+
+
+def _keep(saved: np.ndarray, target: np.ndarray) -> None:
+    """A new _TARGETS entry for a shared target array and its int64 form (the same array when
+    it was int64 already), under both ids."""
+    if len(_TARGETS) >= _TARGETS_KEPT:
+        _TARGETS.clear()
+    _TARGETS[id(saved)] = _TARGETS[id(target)] = [saved, target, None, {}]
 
 
 def _merge_key(target: np.ndarray) -> str:

@@ -208,6 +208,12 @@ def _members(data: bytes) -> list[tuple[str, bytes]]:
     return [(name, member) for name, member, _ in _entries(data)]
 
 
+def is_shared(array: np.ndarray) -> bool:
+    """Whether ``array`` is shared as :func:`read_npz` (``shared``) shares one: read-only and
+    its own memory, so nothing changes it and its identity may key a memo while it is held."""
+    return not array.flags.writeable and array.base is None
+
+
 def _shared_array(entry: list, name: str) -> np.ndarray:
     """The read-only array of a memoised member, parsed once (see :func:`read_npz`)."""
     array = entry[2]

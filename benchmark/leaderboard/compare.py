@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.analysis.kinds import ANALYSES, KindAnalysis, kind_analysis
-from benchmark.analysis.npz import READ_ERRORS
+from benchmark.analysis.npz import READ_ERRORS, is_shared
 from benchmark.errors import BenchError
 from benchmark.leaderboard.model import (
     COMPARED_DATA,
@@ -195,7 +195,7 @@ class RunScoreLoader:
                     return None
                 if seen is not None:
                     self._unique_ids.add(seen)
-            if seen is not None and not ids.flags.writeable and ids.base is None:
+            if seen is not None and is_shared(ids):
                 self._unique_arrays[id(ids)] = ids  # kept: its id is not reused meanwhile
         for name in metrics:
             scored = scores.metrics.get(name)

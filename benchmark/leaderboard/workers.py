@@ -36,10 +36,9 @@ from typing import Any
 import numpy as np
 
 from benchmark.analysis.kinds import kind_analysis
-from benchmark.analysis.npz import READ_ERRORS
+from benchmark.analysis.npz import READ_ERRORS, is_shared
 from benchmark.errors import BenchError, EnvironmentFailure
-
-Arrays = dict[str, np.ndarray]
+from benchmark.score_cache import Arrays
 
 # below this many files to read, starting workers costs more than it saves (about 0.1 s to
 # fork and shut down two; one run's predictions take about 0.14 ms in one process)
@@ -229,14 +228,10 @@ def _read_chunk(jobs: list[tuple[str, str]]) -> list[tuple[Arrays, list[str]] | 
             raise RuntimeError(f"kind {kind!r} has no score_arrays: it cannot be read here")
         try:
             arrays = score_arrays(Path(run_dir))
-            out.append((arrays, [name for name, array in arrays.items() if _is_shared(array)]))
+            out.append((arrays, [name for name, array in arrays.items() if is_shared(array)]))
         except (*READ_ERRORS, BenchError) as err:
             out.append(read_error_text(err))
     return out
-
-
-def _is_shared(array: np.ndarray) -> bool:
-    return not array.flags.writeable and array.base is None and array.ndim > 0
 
 
 def read_error_text(err: Exception) -> str:
